@@ -1,0 +1,55 @@
+//! Time, behind a trait so tests can move it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use time::OffsetDateTime;
+
+/// A source of the current time.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// Now, in UTC.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock that only moves when told to, for tests of expiry and idle timeouts.
+#[derive(Clone, Debug)]
+pub struct ManualClock {
+    unix_nanos: Arc<AtomicI64>,
+}
+
+impl ManualClock {
+    /// A clock stopped at `start`.
+    #[must_use]
+    pub fn new(start: OffsetDateTime) -> Self {
+        let nanos = i64::try_from(start.unix_timestamp_nanos()).expect("time within i64 nanos");
+        Self {
+            unix_nanos: Arc::new(AtomicI64::new(nanos)),
+        }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let nanos = i64::try_from(by.as_nanos()).expect("duration within i64 nanos");
+        self.unix_nanos.fetch_add(nanos, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(
+            self.unix_nanos.load(Ordering::SeqCst),
+        ))
+        .expect("valid timestamp")
+    }
+}

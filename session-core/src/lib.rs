@@ -1,0 +1,69 @@
+//! Revocable sessions, checked on every request: the framework-neutral core.
+//!
+//! `session-core` issues session tokens, validates them through a cache in front of a
+//! [`SessionStore`], lists a user's sessions and revokes them one by one or all at once,
+//! and words the HTTP rejection that the framework adapters (`session-tower`,
+//! `session-actix`) send.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use session_core::{
+//!     Actor, ClientInfo, Denial, KeySet, MemoryStore, Principal, RevocationReason,
+//!     SessionConfig, SessionManager,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = SessionManager::new(
+//!     Arc::new(MemoryStore::new()),
+//!     KeySet::random(),
+//!     SessionConfig::default(),
+//! );
+//! let issued = manager.issue(Principal::user("alice"), ClientInfo::default()).await?;
+//! let token = issued.token.expose().as_bytes();
+//! assert_eq!(manager.validate(token).await.unwrap().user_id().as_str(), "alice");
+//!
+//! manager
+//!     .revoke(issued.session.id(), RevocationReason::SignedOut, Actor::User)
+//!     .await?;
+//! assert!(matches!(manager.validate(token).await, Err(Denial::Revoked)));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Security
+//!
+//! - Tokens carry a 256-bit secret and a MAC under the deployment's keys; a forged token is
+//!   refused before any cache or store lookup. The store keeps only a hash of the secret.
+//! - A store that cannot answer yields a 503 ([`Denial::Unavailable`]), never a 401: an
+//!   outage signs no one out.
+//! - No token is ever written to a log: [`SessionToken`]'s `Debug` is redacted.
+
+mod cache;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod gate;
+mod manager;
+pub mod model;
+pub mod rejection;
+pub mod store;
+pub mod testing;
+pub mod token;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{CookieConfig, SessionConfig};
+pub use error::{ConfigError, SessionError, StoreError};
+pub use events::{EventType, SessionEvent};
+pub use gate::{Check, Pending, RequestHead, SessionGate, local_redirect};
+pub use manager::{ClientInfo, Denial, Issued, LoginEpoch, Session, SessionManager};
+pub use model::{
+    Actor, AgentId, Principal, RevocationReason, SessionId, SessionKind, SessionRecord, UserId,
+};
+pub use rejection::{Rejection, RejectionCode};
+pub use store::{MemoryStore, RevokeScope, SessionStore};
+pub use token::{KeySet, SessionToken};

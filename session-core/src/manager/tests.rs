@@ -1,0 +1,355 @@
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::store::MemoryStore;
+use crate::testing::FaultyStore;
+
+fn keys() -> KeySet {
+    KeySet::new([[7u8; 32]]).unwrap()
+}
+
+fn clock() -> ManualClock {
+    ManualClock::new(OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap())
+}
+
+fn manager_on(store: Arc<dyn SessionStore>, config: SessionConfig, clock: &ManualClock) -> SessionManager {
+    SessionManager::with_clock(store, keys(), config, Arc::new(clock.clone()))
+}
+
+async fn login(m: &SessionManager, user: &str) -> Issued {
+    m.issue(Principal::user(user), ClientInfo::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn absolute_lifetime_expires_the_session() {
+    let clock = clock();
+    let config = SessionConfig::new()
+        .with_ttl(Duration::from_secs(100))
+        .unwrap();
+    let m = manager_on(Arc::new(MemoryStore::new()), config, &clock);
+    let mut events = m.subscribe();
+    let s = login(&m, "alice").await;
+    let token = s.token.expose().as_bytes();
+    clock.advance(Duration::from_secs(99));
+    assert!(m.validate(token).await.is_ok());
+    clock.advance(Duration::from_secs(1));
+    assert!(matches!(m.validate(token).await, Err(Denial::Expired)));
+    assert!(matches!(m.validate(token).await, Err(Denial::Expired)));
+    assert_eq!(events.recv().await.unwrap().event_type, EventType::Created);
+    let expired = events.recv().await.unwrap();
+    assert_eq!(expired.event_type, EventType::Expired);
+    assert_eq!(expired.actor, Actor::System);
+    assert!(events.try_recv().is_err(), "expiry is reported once");
+}
+
+#[tokio::test]
+async fn idle_timeout_counts_from_the_last_request() {
+    let clock = clock();
+    let config = SessionConfig::new()
+        .with_idle_timeout(Duration::from_secs(60))
+        .unwrap();
+    let m = manager_on(Arc::new(MemoryStore::new()), config, &clock);
+    let s = login(&m, "alice").await;
+    let token = s.token.expose().as_bytes();
+    clock.advance(Duration::from_secs(50));
+    assert!(m.validate(token).await.is_ok());
+    clock.advance(Duration::from_secs(59));
+    assert!(m.validate(token).await.is_ok(), "activity at 50 s keeps it alive");
+    clock.advance(Duration::from_secs(60));
+    assert!(matches!(m.validate(token).await, Err(Denial::Expired)));
+}
+
+#[tokio::test]
+async fn idle_timeout_holds_on_another_node_through_the_store() {
+    let clock = clock();
+    let config = SessionConfig::new()
+        .with_idle_timeout(Duration::from_secs(60))
+        .unwrap()
+        .with_touch_interval(Duration::from_secs(10));
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    let a = manager_on(store.clone(), config.clone(), &clock);
+    let s = login(&a, "alice").await;
+    let token = s.token.expose().as_bytes();
+    // Node A sees activity for 50 s and writes it (touches) to the store.
+    for _ in 0..5 {
+        clock.advance(Duration::from_secs(10));
+        assert!(a.validate(token).await.is_ok());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Node B, fresh, 40 s after the last activity: alive (only 40 s idle, not 90).
+    let b = manager_on(store.clone(), config.clone(), &clock);
+    clock.advance(Duration::from_secs(40));
+    assert!(b.validate(token).await.is_ok());
+    // A third node 61 s after B's request (which B wrote, since 10 s had passed).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    clock.advance(Duration::from_secs(61));
+    let c = manager_on(store, config, &clock);
+    assert!(matches!(c.validate(token).await, Err(Denial::Expired)));
+}
+
+#[tokio::test]
+async fn touch_writes_at_most_once_per_interval() {
+    let clock = clock();
+    let config = SessionConfig::new()
+        .with_idle_timeout(Duration::from_secs(3600))
+        .unwrap()
+        .with_touch_interval(Duration::from_secs(10));
+    let store = FaultyStore::new(MemoryStore::new());
+    let m = manager_on(store.clone(), config, &clock);
+    let s = login(&m, "alice").await;
+    let token = s.token.expose().as_bytes();
+    // 60 simulated seconds, 20 requests a second.
+    for _ in 0..1200 {
+        clock.advance(Duration::from_millis(50));
+        assert!(m.validate(token).await.is_ok());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.calls.touch.load(Ordering::SeqCst), 6);
+    assert_eq!(store.calls.load.load(Ordering::SeqCst), 0, "all hits");
+    let rec = store.load(s.session.id()).await.unwrap().unwrap();
+    assert_eq!(rec.last_active_at, clock.now());
+}
+
+#[tokio::test]
+async fn revoke_all_beats_a_racing_login() {
+    let clock = clock();
+    let m = manager_on(Arc::new(MemoryStore::new()), SessionConfig::new(), &clock);
+    let alice = UserId::from("alice");
+    let old = login(&m, "alice").await;
+    // The login reads the epoch, then checks the password…
+    let epoch = m.login_epoch(&alice).await.unwrap();
+    // …while a password reset signs alice out everywhere…
+    let n = m
+        .revoke_all(&alice, RevokeScope::All, None, RevocationReason::PasswordReset, Actor::User)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // …so the login loses.
+    let raced = m
+        .issue_after(epoch, Principal::user("alice"), ClientInfo::default())
+        .await;
+    assert!(matches!(raced, Err(SessionError::Superseded)));
+    assert!(m.list(&alice).await.unwrap().is_empty());
+    assert!(matches!(
+        m.validate(old.token.expose().as_bytes()).await,
+        Err(Denial::Revoked)
+    ));
+    // A login that starts after the reset works.
+    let fresh = login(&m, "alice").await;
+    assert!(m.validate(fresh.token.expose().as_bytes()).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_racing_a_load_leaves_no_stale_valid_entry() {
+    let clock = clock();
+    let store = FaultyStore::new(MemoryStore::new());
+    let a = manager_on(store.clone(), SessionConfig::new(), &clock);
+    let s = login(&a, "alice").await;
+    let token = s.token.expose().to_owned();
+
+    // Node B has nothing cached; its load reads "valid", then stops at the barrier.
+    let b = manager_on(store.clone(), SessionConfig::new(), &clock);
+    store.set_hold_loads(true);
+    let started = store.load_started.notified();
+    let racing = tokio::spawn({
+        let b = b.clone();
+        let token = token.clone();
+        async move { b.validate(token.as_bytes()).await.is_ok() }
+    });
+    started.await;
+    // The revocation lands on B while the load is between its read and its insert.
+    assert!(
+        b.revoke(s.session.id(), RevocationReason::SignedOut, Actor::User)
+            .await
+            .unwrap()
+    );
+    store.set_hold_loads(false);
+    store.release.notify_one();
+    // The raced request may be answered from what it read…
+    let _ = racing.await.unwrap();
+    // …but nothing stale stays behind: the very next request is refused, from the cache.
+    let loads = store.calls.load.load(Ordering::SeqCst);
+    assert!(matches!(b.validate(token.as_bytes()).await, Err(Denial::Revoked)));
+    assert_eq!(store.calls.load.load(Ordering::SeqCst), loads);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_racing_a_load_leaves_no_stale_valid_entry() {
+    let clock = clock();
+    let store = FaultyStore::new(MemoryStore::new());
+    let a = manager_on(store.clone(), SessionConfig::new(), &clock);
+    let s = login(&a, "alice").await;
+    let token = s.token.expose().to_owned();
+    let b = manager_on(store.clone(), SessionConfig::new(), &clock);
+    store.set_hold_loads(true);
+    let started = store.load_started.notified();
+    let racing = tokio::spawn({
+        let b = b.clone();
+        let token = token.clone();
+        async move { b.validate(token.as_bytes()).await.is_ok() }
+    });
+    started.await;
+    // Revoked on node A; B's push was lost and B resyncs.
+    a.revoke(s.session.id(), RevocationReason::SignedOut, Actor::User)
+        .await
+        .unwrap();
+    b.apply_invalidation(Invalidation::Resync);
+    store.set_hold_loads(false);
+    store.release.notify_one();
+    let _ = racing.await.unwrap();
+    assert!(matches!(b.validate(token.as_bytes()).await, Err(Denial::Revoked)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_misses_makes_one_store_load() {
+    let clock = clock();
+    let store = FaultyStore::new(MemoryStore::new());
+    let a = manager_on(store.clone(), SessionConfig::new(), &clock);
+    let s = login(&a, "alice").await;
+    let token: Arc<str> = s.token.expose().into();
+    let b = manager_on(store.clone(), SessionConfig::new(), &clock);
+    store.set_hold_loads(true);
+    let started = store.load_started.notified();
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let b = b.clone();
+            let token = token.clone();
+            tokio::spawn(async move { b.validate(token.as_bytes()).await.is_ok() })
+        })
+        .collect();
+    started.await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store.set_hold_loads(false);
+    store.release.notify_one();
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+    assert_eq!(store.calls.load.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn forged_and_foreign_tokens_cost_no_store_call() {
+    let clock = clock();
+    let store = FaultyStore::new(MemoryStore::new());
+    let m = manager_on(store.clone(), SessionConfig::new(), &clock);
+    let s = login(&m, "alice").await;
+    let before = store.calls.total();
+    let mut forged = s.token.expose().as_bytes().to_vec();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    assert!(matches!(m.validate(&forged).await, Err(Denial::Invalid)));
+    let foreign = KeySet::new([[9u8; 32]]).unwrap().issue();
+    assert!(matches!(
+        m.validate(foreign.token.expose().as_bytes()).await,
+        Err(Denial::Invalid)
+    ));
+    assert!(matches!(m.validate(b"short").await, Err(Denial::Invalid)));
+    assert_eq!(store.calls.total(), before);
+}
+
+#[tokio::test]
+async fn a_failing_store_is_unavailable_not_a_denial_and_recovers() {
+    let clock = clock();
+    let store = FaultyStore::new(MemoryStore::new());
+    let a = manager_on(store.clone(), SessionConfig::new(), &clock);
+    let s = login(&a, "alice").await;
+    let token = s.token.expose().as_bytes();
+    let b = manager_on(store.clone(), SessionConfig::new(), &clock);
+    store.set_failing(true);
+    assert!(matches!(b.validate(token).await, Err(Denial::Unavailable(_))));
+    // Node A still serves its cached session within the staleness bound.
+    assert!(a.validate(token).await.is_ok());
+    store.set_failing(false);
+    assert!(b.validate(token).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_hanging_store_is_cut_off_by_the_deadline() {
+    let clock = clock();
+    let store = FaultyStore::new(MemoryStore::new());
+    let a = manager_on(store.clone(), SessionConfig::new(), &clock);
+    let s = login(&a, "alice").await;
+    let config = SessionConfig::new()
+        .with_load_timeout(Duration::from_millis(100))
+        .unwrap();
+    let b = manager_on(store.clone(), config, &clock);
+    store.set_hanging(true);
+    let started = std::time::Instant::now();
+    let answer = b.validate(s.token.expose().as_bytes()).await;
+    assert!(
+        matches!(&answer, Err(Denial::Unavailable(e)) if matches!(**e, crate::StoreError::Timeout)),
+        "{answer:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn listing_and_scoped_revocations() {
+    let clock = clock();
+    let m = manager_on(Arc::new(MemoryStore::new()), SessionConfig::new(), &clock);
+    let alice = UserId::from("alice");
+    let first = login(&m, "alice").await;
+    clock.advance(Duration::from_secs(1));
+    let second = login(&m, "alice").await;
+    clock.advance(Duration::from_secs(1));
+    let agent = m
+        .issue(Principal::agent("alice", "bot-1", "Bot"), ClientInfo::default())
+        .await
+        .unwrap();
+    let bob = login(&m, "bob").await;
+    let listed: Vec<SessionId> = m.list(&alice).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(
+        listed,
+        [agent.session.id(), second.session.id(), first.session.id()],
+        "newest first, agents included, no one else's"
+    );
+    // Bob cannot revoke alice's session.
+    assert!(matches!(
+        m.revoke_owned(&UserId::from("bob"), first.session.id(), RevocationReason::RevokedByUser, Actor::User)
+            .await,
+        Err(SessionError::NotFound(_))
+    ));
+    // Revoke-others keeps the current one and the agent.
+    let n = m
+        .revoke_all(
+            &alice,
+            RevokeScope::UserSessions,
+            Some(second.session.id()),
+            RevocationReason::RevokedByUser,
+            Actor::User,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(matches!(m.validate(first.token.expose().as_bytes()).await, Err(Denial::Revoked)));
+    assert!(m.validate(second.token.expose().as_bytes()).await.is_ok());
+    assert!(m.validate(agent.token.expose().as_bytes()).await.is_ok());
+    // The agent's own revocation.
+    assert_eq!(m.revoke_agent(&alice, AgentId::from("bot-1"), Actor::User).await.unwrap(), 1);
+    assert!(matches!(m.validate(agent.token.expose().as_bytes()).await, Err(Denial::Revoked)));
+    assert!(m.validate(bob.token.expose().as_bytes()).await.is_ok());
+    // Revoking twice finds nothing.
+    assert!(
+        !m.revoke(first.session.id(), RevocationReason::SignedOut, Actor::User)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn purge_removes_expired_sessions() {
+    let clock = clock();
+    let config = SessionConfig::new().with_ttl(Duration::from_secs(10)).unwrap();
+    let m = manager_on(Arc::new(MemoryStore::new()), config, &clock);
+    let s = login(&m, "alice").await;
+    clock.advance(Duration::from_secs(11));
+    assert_eq!(m.purge_expired().await.unwrap(), 1);
+    assert!(m.store().load(s.session.id()).await.unwrap().is_none());
+}

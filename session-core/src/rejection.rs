@@ -1,0 +1,114 @@
+//! The framework-neutral answer to a request whose session is not accepted: status,
+//! headers and body, which each adapter copies into its own response type.
+//!
+//! | case | status | headers | body |
+//! | --- | --- | --- | --- |
+//! | cookie session refused | 401 | `Cache-Control: no-store`, the deleting `Set-Cookie` | `{"error": CODE}` |
+//! | bearer session refused | 401 | `Cache-Control: no-store`, `WWW-Authenticate: Bearer error="invalid_token"` | `{"error": CODE}` |
+//! | no token | 401 | `Cache-Control: no-store`, `WWW-Authenticate: Bearer` | `{"error": "session_missing"}` |
+//! | HTML navigation refused | 303 to the login page with `return_to` | as above, no body | empty |
+//! | store unavailable | 503 | `Cache-Control: no-store`, `Retry-After` (never a `Set-Cookie`) | `{"error": "session_store_unavailable"}` |
+
+use http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, HeaderName, LOCATION, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE,
+};
+use http::{HeaderValue, StatusCode};
+
+/// The machine-readable reason in a rejection's body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectionCode {
+    /// No session token came with the request.
+    SessionMissing,
+    /// The token is malformed, forged or unknown.
+    SessionInvalid,
+    /// The session is past its lifetime or idle timeout.
+    SessionExpired,
+    /// The session was revoked.
+    SessionRevoked,
+    /// The store could not answer (503).
+    StoreUnavailable,
+}
+
+impl RejectionCode {
+    /// The code's wire name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SessionMissing => "session_missing",
+            Self::SessionInvalid => "session_invalid",
+            Self::SessionExpired => "session_expired",
+            Self::SessionRevoked => "session_revoked",
+            Self::StoreUnavailable => "session_store_unavailable",
+        }
+    }
+
+    /// The JSON body `{"error":"…"}`.
+    #[must_use]
+    pub const fn json_body(self) -> &'static str {
+        match self {
+            Self::SessionMissing => r#"{"error":"session_missing"}"#,
+            Self::SessionInvalid => r#"{"error":"session_invalid"}"#,
+            Self::SessionExpired => r#"{"error":"session_expired"}"#,
+            Self::SessionRevoked => r#"{"error":"session_revoked"}"#,
+            Self::StoreUnavailable => r#"{"error":"session_store_unavailable"}"#,
+        }
+    }
+}
+
+/// A rejection, ready to be turned into any framework's response.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    pub(crate) status: StatusCode,
+    pub(crate) code: RejectionCode,
+    pub(crate) set_cookie: Option<HeaderValue>,
+    pub(crate) www_authenticate: Option<HeaderValue>,
+    pub(crate) location: Option<HeaderValue>,
+    pub(crate) retry_after: Option<HeaderValue>,
+}
+
+impl Rejection {
+    /// The status: 401, 303 (HTML navigation to the login page) or 503.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Why.
+    #[must_use]
+    pub fn code(&self) -> RejectionCode {
+        self.code
+    }
+
+    /// Whether the rejection deletes the session cookie.
+    #[must_use]
+    pub fn clears_cookie(&self) -> bool {
+        self.set_cookie.is_some()
+    }
+
+    /// The response headers, `Content-Type` included when there is a body.
+    pub fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        let json = (!self.body().is_empty())
+            .then(|| (CONTENT_TYPE, HeaderValue::from_static("application/json")));
+        [
+            Some((CACHE_CONTROL, HeaderValue::from_static("no-store"))),
+            json,
+            self.set_cookie.clone().map(|v| (SET_COOKIE, v)),
+            self.www_authenticate.clone().map(|v| (WWW_AUTHENTICATE, v)),
+            self.location.clone().map(|v| (LOCATION, v)),
+            self.retry_after.clone().map(|v| (RETRY_AFTER, v)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// The body: `{"error":"…"}`, or empty for a redirect.
+    #[must_use]
+    pub fn body(&self) -> &'static str {
+        if self.location.is_some() {
+            ""
+        } else {
+            self.code.json_body()
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Session tokens: a session id and a 256-bit secret, MACed under the deployment's keys.
+//!
+//! A token is `base64url(version ‖ session id ‖ secret ‖ HMAC-SHA256(key, version ‖ id ‖ secret))`
+//! without padding: 108 characters. Parsing checks shape and MAC before anything else, so a
+//! forged or damaged token is turned away without a cache or store lookup.
+//!
+//! # Security
+//!
+//! - The secret comes from the OS's CSPRNG; the store keeps only its SHA-256
+//!   ([`secret_hash`]), compared in constant time ([`hashes_match`]).
+//! - MACs are checked in constant time under every verifying key; the first key signs
+//!   (rotation: add the new key first, keep the old ones until their tokens expire).
+//! - [`SessionToken`]'s `Debug` prints no token, so it cannot end up in a log line.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ConfigError;
+use crate::model::SessionId;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const VERSION: u8 = 1;
+const ID_LEN: usize = 16;
+const SECRET_LEN: usize = 32;
+const MAC_LEN: usize = 32;
+const SIGNED_LEN: usize = 1 + ID_LEN + SECRET_LEN;
+const RAW_LEN: usize = SIGNED_LEN + MAC_LEN;
+/// The length of an encoded token, in characters.
+pub const TOKEN_LEN: usize = RAW_LEN / 3 * 4;
+/// The shortest key accepted, in bytes.
+pub const MIN_KEY_LEN: usize = 32;
+
+/// Why a presented token was refused. Every variant means "not a token we issued".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Not [`TOKEN_LEN`] characters.
+    #[error("token has the wrong length")]
+    WrongLength,
+    /// Characters outside base64url.
+    #[error("token is not base64url")]
+    BadEncoding,
+    /// An unknown format version.
+    #[error("token has an unknown version")]
+    BadVersion,
+    /// No verifying key accepts the MAC.
+    #[error("token MAC does not verify")]
+    BadMac,
+}
+
+/// The keys of a deployment: the first signs new tokens, all of them verify.
+#[derive(Clone)]
+pub struct KeySet {
+    macs: Vec<HmacSha256>,
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySet")
+            .field("keys", &self.macs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeySet {
+    /// A key set from raw keys, signing key first. Each key needs at least
+    /// [`MIN_KEY_LEN`] bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoKeys`] for an empty list, [`ConfigError::KeyTooShort`] for a short key.
+    pub fn new<K: AsRef<[u8]>>(keys: impl IntoIterator<Item = K>) -> Result<Self, ConfigError> {
+        let mut macs = Vec::new();
+        for key in keys {
+            let key = key.as_ref();
+            if key.len() < MIN_KEY_LEN {
+                return Err(ConfigError::KeyTooShort(key.len()));
+            }
+            macs.push(HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length"));
+        }
+        if macs.is_empty() {
+            return Err(ConfigError::NoKeys);
+        }
+        Ok(Self { macs })
+    }
+
+    /// Parses the `SESSION_KEYS` format: comma-separated base64url keys, padding optional.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::KeyEncoding`] for a key that is not base64url, and as [`KeySet::new`].
+    pub fn from_base64_list(list: &str) -> Result<Self, ConfigError> {
+        let keys = list
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .enumerate()
+            .map(|(i, k)| {
+                let decoded = if k.ends_with('=') {
+                    URL_SAFE.decode(k)
+                } else {
+                    URL_SAFE_NO_PAD.decode(k)
+                };
+                decoded.map_err(|_| ConfigError::KeyEncoding(i))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(keys)
+    }
+
+    /// A fresh random 256-bit key, good for one process only (tokens die with it).
+    #[must_use]
+    pub fn random() -> Self {
+        let mut key = [0u8; 32];
+        fill_random(&mut key);
+        Self::new([key]).expect("32 bytes is long enough")
+    }
+
+    /// Issues a new token for a new random session id.
+    #[must_use]
+    pub fn issue(&self) -> IssuedToken {
+        let id = SessionId::random();
+        let mut secret = [0u8; SECRET_LEN];
+        fill_random(&mut secret);
+        let mut raw = [0u8; RAW_LEN];
+        raw[0] = VERSION;
+        raw[1..1 + ID_LEN].copy_from_slice(id.as_bytes());
+        raw[1 + ID_LEN..SIGNED_LEN].copy_from_slice(&secret);
+        let mut mac = self.macs[0].clone();
+        mac.update(&raw[..SIGNED_LEN]);
+        raw[SIGNED_LEN..].copy_from_slice(&mac.finalize().into_bytes());
+        IssuedToken {
+            id,
+            secret_hash: secret_hash(&secret),
+            token: SessionToken(URL_SAFE_NO_PAD.encode(raw)),
+        }
+    }
+
+    /// Checks a presented token's shape and MAC. Allocates nothing.
+    ///
+    /// # Errors
+    ///
+    /// A [`TokenError`] for anything we did not issue.
+    pub fn verify(&self, token: &[u8]) -> Result<VerifiedToken, TokenError> {
+        if token.len() != TOKEN_LEN {
+            return Err(TokenError::WrongLength);
+        }
+        let mut raw = [0u8; RAW_LEN];
+        match URL_SAFE_NO_PAD.decode_slice(token, &mut raw) {
+            Ok(RAW_LEN) => {}
+            _ => return Err(TokenError::BadEncoding),
+        }
+        if raw[0] != VERSION {
+            return Err(TokenError::BadVersion);
+        }
+        let (signed, tag) = raw.split_at(SIGNED_LEN);
+        // Try every key without stopping early, so timing does not tell which one matched.
+        let mut ok = subtle::Choice::from(0);
+        for key in &self.macs {
+            let mut mac = key.clone();
+            mac.update(signed);
+            ok |= mac.finalize().into_bytes().as_slice().ct_eq(tag);
+        }
+        if !bool::from(ok) {
+            return Err(TokenError::BadMac);
+        }
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(&signed[1..1 + ID_LEN]);
+        let mut secret = [0u8; SECRET_LEN];
+        secret.copy_from_slice(&signed[1 + ID_LEN..]);
+        Ok(VerifiedToken {
+            id: SessionId::from_bytes(id),
+            secret,
+        })
+    }
+}
+
+/// A token whose MAC verified: the session id and the secret to check against the store.
+#[derive(Clone, Copy)]
+pub struct VerifiedToken {
+    /// The session it names.
+    pub id: SessionId,
+    secret: [u8; SECRET_LEN],
+}
+
+impl VerifiedToken {
+    /// Whether the secret hashes to `stored` (constant time).
+    #[must_use]
+    pub fn matches(&self, stored: &[u8; 32]) -> bool {
+        hashes_match(&secret_hash(&self.secret), stored)
+    }
+}
+
+impl fmt::Debug for VerifiedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedToken")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A newly issued token, with what the store keeps of it.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The new session id.
+    pub id: SessionId,
+    /// SHA-256 of the secret: what the store keeps.
+    pub secret_hash: [u8; 32],
+    /// The token to hand to the client, once.
+    pub token: SessionToken,
+}
+
+/// An encoded token. Its `Debug` and `Display` print no secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken(String);
+
+impl SessionToken {
+    /// The token text, to put in a cookie or hand to an agent.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken(<redacted>)")
+    }
+}
+
+/// SHA-256 of a secret.
+#[must_use]
+pub fn secret_hash(secret: &[u8]) -> [u8; 32] {
+    Sha256::digest(secret).into()
+}
+
+/// Constant-time equality of two hashes.
+#[must_use]
+pub fn hashes_match(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.ct_eq(b).into()
+}
+
+pub(crate) fn fill_random(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the OS CSPRNG is available");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(seed: u8) -> KeySet {
+        KeySet::new([[seed; 32]]).unwrap()
+    }
+
+    #[test]
+    fn issued_token_verifies_and_matches_its_hash() {
+        let ks = keys(1);
+        let issued = ks.issue();
+        assert_eq!(issued.token.expose().len(), TOKEN_LEN);
+        let v = ks.verify(issued.token.expose().as_bytes()).unwrap();
+        assert_eq!(v.id, issued.id);
+        assert!(v.matches(&issued.secret_hash));
+        assert!(!v.matches(&[0; 32]));
+    }
+
+    #[test]
+    fn forged_mac_is_refused() {
+        let ks = keys(1);
+        let token = ks.issue().token.expose().to_owned();
+        // Flip one MAC character (the last ones encode the MAC).
+        let mut bytes = token.into_bytes();
+        let i = TOKEN_LEN - 5;
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        assert_eq!(ks.verify(&bytes).unwrap_err(), TokenError::BadMac);
+        // A token signed by another deployment's key.
+        let other = keys(2).issue();
+        assert_eq!(
+            ks.verify(other.token.expose().as_bytes()).unwrap_err(),
+            TokenError::BadMac
+        );
+    }
+
+    #[test]
+    fn wrong_length_and_bad_base64_are_refused() {
+        let ks = keys(1);
+        let token = ks.issue().token.expose().to_owned();
+        assert_eq!(
+            ks.verify(&token.as_bytes()[1..]).unwrap_err(),
+            TokenError::WrongLength
+        );
+        assert_eq!(
+            ks.verify(format!("{token}A").as_bytes()).unwrap_err(),
+            TokenError::WrongLength
+        );
+        assert_eq!(ks.verify(b"").unwrap_err(), TokenError::WrongLength);
+        let mut bad = token.clone().into_bytes();
+        bad[10] = b'+';
+        assert_eq!(ks.verify(&bad).unwrap_err(), TokenError::BadEncoding);
+        bad[10] = b'=';
+        assert_eq!(ks.verify(&bad).unwrap_err(), TokenError::BadEncoding);
+        let mut non_ascii = token.into_bytes();
+        non_ascii[0] = 0xff;
+        assert_eq!(ks.verify(&non_ascii).unwrap_err(), TokenError::BadEncoding);
+    }
+
+    #[test]
+    fn rotated_keys_verify_old_tokens_and_sign_with_the_first() {
+        let old = keys(1);
+        let old_token = old.issue();
+        let rotated = KeySet::new([[2u8; 32], [1u8; 32]]).unwrap();
+        assert!(rotated.verify(old_token.token.expose().as_bytes()).is_ok());
+        let new_token = rotated.issue();
+        assert!(keys(2).verify(new_token.token.expose().as_bytes()).is_ok());
+        assert_eq!(
+            old.verify(new_token.token.expose().as_bytes()).unwrap_err(),
+            TokenError::BadMac
+        );
+    }
+
+    #[test]
+    fn key_list_parsing() {
+        let k = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let padded = URL_SAFE.encode([8u8; 33]);
+        let ks = KeySet::from_base64_list(&format!("{k}, {padded}")).unwrap();
+        assert_eq!(ks.macs.len(), 2);
+        assert!(matches!(
+            KeySet::from_base64_list(&URL_SAFE_NO_PAD.encode([1u8; 31])),
+            Err(ConfigError::KeyTooShort(31))
+        ));
+        assert!(matches!(
+            KeySet::from_base64_list("not*base64"),
+            Err(ConfigError::KeyEncoding(0))
+        ));
+        assert!(matches!(KeySet::from_base64_list(""), Err(ConfigError::NoKeys)));
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let issued = keys(1).issue();
+        let dbg = format!("{issued:?}");
+        assert!(!dbg.contains(issued.token.expose()));
+    }
+}
