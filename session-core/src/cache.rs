@@ -138,7 +138,9 @@ impl SessionCache {
         }
     }
 
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<OnceCell<LoadResult>>>> {
+    fn in_flight(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<OnceCell<LoadResult>>>> {
         self.in_flight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

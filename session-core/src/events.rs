@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::model::{Actor, AgentId, RevocationReason, SessionKind, SessionRecord, UserId};
 use crate::SessionId;
+use crate::model::{Actor, AgentId, RevocationReason, SessionKind, SessionRecord, UserId};
 
 /// What happened to a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,6 +107,9 @@ mod tests {
         assert_eq!(v["actor"], "user");
         let later = SessionEvent::new(EventType::Created, &rec, None, Actor::User, at);
         assert!(later.id > ev.id, "ids sort in order of creation");
-        assert_eq!(serde_json::to_value(&later).unwrap()["reason"], serde_json::Value::Null);
+        assert_eq!(
+            serde_json::to_value(&later).unwrap()["reason"],
+            serde_json::Value::Null
+        );
     }
 }

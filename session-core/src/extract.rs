@@ -89,7 +89,12 @@ mod tests {
     use super::*;
 
     fn find<'a>(cookies: &[&'a [u8]], auth: &[&'a [u8]]) -> Presented<'a> {
-        find_token(cookies.iter().copied(), auth.iter().copied(), b"session", true)
+        find_token(
+            cookies.iter().copied(),
+            auth.iter().copied(),
+            b"session",
+            true,
+        )
     }
 
     #[test]

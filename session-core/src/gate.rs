@@ -134,7 +134,6 @@ impl SessionGate {
     }
 
     /// The cookie settings.
-    #[must_use]
     pub fn cookie(&self) -> &CookieConfig {
         &self.inner.cookie
     }
@@ -238,8 +237,12 @@ impl SessionGate {
         let set_cookie =
             (ctx.source == TokenSource::Cookie).then(|| self.inner.cookie.removal().clone());
         let www_authenticate = match ctx.source {
-            TokenSource::Bearer => Some(HeaderValue::from_static(r#"Bearer error="invalid_token""#)),
-            TokenSource::None if self.inner.accept_bearer => Some(HeaderValue::from_static("Bearer")),
+            TokenSource::Bearer => {
+                Some(HeaderValue::from_static(r#"Bearer error="invalid_token""#))
+            }
+            TokenSource::None if self.inner.accept_bearer => {
+                Some(HeaderValue::from_static("Bearer"))
+            }
             _ => None,
         };
         let location = match (&self.inner.login_url, &ctx.navigation) {
@@ -257,7 +260,11 @@ impl SessionGate {
             },
             code,
             set_cookie,
-            www_authenticate: if location.is_some() { None } else { www_authenticate },
+            www_authenticate: if location.is_some() {
+                None
+            } else {
+                www_authenticate
+            },
             location,
             retry_after: None,
         }
@@ -278,6 +285,25 @@ pub fn local_redirect(target: Option<&str>) -> &str {
             t
         }
         _ => "/",
+    }
+}
+
+impl<B> RequestHead for http::Request<B> {
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        self.headers()
+            .get_all(name)
+            .into_iter()
+            .map(HeaderValue::as_bytes)
+    }
+
+    fn is_get(&self) -> bool {
+        self.method() == http::Method::GET || self.method() == http::Method::HEAD
+    }
+
+    fn path_and_query(&self) -> &str {
+        self.uri()
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str)
     }
 }
 

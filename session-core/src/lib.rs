@@ -51,6 +51,7 @@ pub mod gate;
 mod manager;
 pub mod model;
 pub mod rejection;
+pub mod selfservice;
 pub mod store;
 pub mod testing;
 pub mod token;
@@ -60,10 +61,12 @@ pub use config::{CookieConfig, SessionConfig};
 pub use error::{ConfigError, SessionError, StoreError};
 pub use events::{EventType, SessionEvent};
 pub use gate::{Check, Pending, RequestHead, SessionGate, local_redirect};
+pub use http;
 pub use manager::{ClientInfo, Denial, Issued, LoginEpoch, Session, SessionManager};
 pub use model::{
     Actor, AgentId, Principal, RevocationReason, SessionId, SessionKind, SessionRecord, UserId,
 };
 pub use rejection::{Rejection, RejectionCode};
+pub use selfservice::{Reply, SelfService, SessionView};
 pub use store::{MemoryStore, RevokeScope, SessionStore};
 pub use token::{KeySet, SessionToken};

@@ -53,6 +53,13 @@ impl Session {
     pub fn record(&self) -> &SessionRecord {
         &self.0.record
     }
+
+    /// The latest activity this node has seen (whole seconds).
+    #[must_use]
+    pub fn last_active_at(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.0.last_seen.load(Ordering::Relaxed))
+            .unwrap_or(self.0.record.last_active_at)
+    }
 }
 
 impl fmt::Debug for Session {
@@ -172,7 +179,6 @@ impl SessionManager {
     }
 
     /// The policy in force.
-    #[must_use]
     pub fn config(&self) -> &SessionConfig {
         &self.inner.config
     }
@@ -195,7 +201,13 @@ impl SessionManager {
         self.inner.events.subscribe()
     }
 
-    fn emit(&self, ty: EventType, rec: &SessionRecord, reason: Option<RevocationReason>, actor: Actor) {
+    fn emit(
+        &self,
+        ty: EventType,
+        rec: &SessionRecord,
+        reason: Option<RevocationReason>,
+        actor: Actor,
+    ) {
         let ev = SessionEvent::new(ty, rec, reason, actor, self.now());
         // No subscriber is fine.
         let _ = self.inner.events.send(ev);
@@ -345,8 +357,8 @@ impl SessionManager {
     }
 
     fn maybe_touch(&self, live: &Arc<Live>, now: OffsetDateTime, now_s: i64) {
-        let interval =
-            i64::try_from(self.inner.config.effective_touch_interval().as_secs()).unwrap_or(i64::MAX);
+        let interval = i64::try_from(self.inner.config.effective_touch_interval().as_secs())
+            .unwrap_or(i64::MAX);
         let written = live.last_written.load(Ordering::Relaxed);
         if now_s.saturating_sub(written) < interval.max(1) {
             return;
@@ -391,9 +403,16 @@ impl SessionManager {
         Ok(sessions)
     }
 
-    async fn after_revoke(&self, revoked: &[SessionRecord], reason: &RevocationReason, actor: Actor) {
+    async fn after_revoke(
+        &self,
+        revoked: &[SessionRecord],
+        reason: &RevocationReason,
+        actor: Actor,
+    ) {
         for rec in revoked {
-            self.inner.cache.mark_revoked(rec.id, self.keep_revoked(rec));
+            self.inner
+                .cache
+                .mark_revoked(rec.id, self.keep_revoked(rec));
         }
         if !revoked.is_empty() {
             let ids: Vec<SessionId> = revoked.iter().map(|r| r.id).collect();

@@ -336,7 +336,10 @@ mod tests {
             KeySet::from_base64_list("not*base64"),
             Err(ConfigError::KeyEncoding(0))
         ));
-        assert!(matches!(KeySet::from_base64_list(""), Err(ConfigError::NoKeys)));
+        assert!(matches!(
+            KeySet::from_base64_list(""),
+            Err(ConfigError::NoKeys)
+        ));
     }
 
     #[test]

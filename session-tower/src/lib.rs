@@ -1,0 +1,44 @@
+//! Revocable sessions for tower and axum: a layer that checks, on every request, that the
+//! session is still alive, and extractors that hand it to handlers.
+//!
+//! A revoked, expired, forged or missing session gets a 401 (JSON body, the cookie
+//! cleared) or, for an HTML navigation when configured, a 303 to the login page. A store
+//! that cannot answer gets a 503 and clears nothing.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get, body::Body, http::{Request, StatusCode}};
+//! use session_core::{KeySet, MemoryStore, SessionConfig, SessionGate, SessionManager};
+//! use session_tower::{SessionLayer, ValidSession};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default());
+//! let gate = SessionGate::new(manager);
+//! let app = Router::new()
+//!     .route("/me", get(|ValidSession(s): ValidSession| async move { s.user_id().to_string() }))
+//!     .layer(SessionLayer::new(gate));
+//!
+//! let response = app.oneshot(Request::get("/me").body(Body::empty()).unwrap()).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! # }
+//! ```
+
+#[cfg(feature = "axum")]
+mod extract;
+mod future;
+mod layer;
+mod response;
+mod service;
+
+#[cfg(feature = "axum")]
+pub use extract::{SessionRejection, ValidSession};
+pub use future::ResponseFuture;
+pub use layer::SessionLayer;
+pub use response::rejection_response;
+pub use service::SessionService;
+
+pub use session_core;

@@ -17,7 +17,11 @@ fn clock() -> ManualClock {
     ManualClock::new(OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap())
 }
 
-fn manager_on(store: Arc<dyn SessionStore>, config: SessionConfig, clock: &ManualClock) -> SessionManager {
+fn manager_on(
+    store: Arc<dyn SessionStore>,
+    config: SessionConfig,
+    clock: &ManualClock,
+) -> SessionManager {
     SessionManager::with_clock(store, keys(), config, Arc::new(clock.clone()))
 }
 
@@ -61,7 +65,10 @@ async fn idle_timeout_counts_from_the_last_request() {
     clock.advance(Duration::from_secs(50));
     assert!(m.validate(token).await.is_ok());
     clock.advance(Duration::from_secs(59));
-    assert!(m.validate(token).await.is_ok(), "activity at 50 s keeps it alive");
+    assert!(
+        m.validate(token).await.is_ok(),
+        "activity at 50 s keeps it alive"
+    );
     clock.advance(Duration::from_secs(60));
     assert!(matches!(m.validate(token).await, Err(Denial::Expired)));
 }
@@ -127,7 +134,13 @@ async fn revoke_all_beats_a_racing_login() {
     let epoch = m.login_epoch(&alice).await.unwrap();
     // …while a password reset signs alice out everywhere…
     let n = m
-        .revoke_all(&alice, RevokeScope::All, None, RevocationReason::PasswordReset, Actor::User)
+        .revoke_all(
+            &alice,
+            RevokeScope::All,
+            None,
+            RevocationReason::PasswordReset,
+            Actor::User,
+        )
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -176,7 +189,10 @@ async fn revocation_racing_a_load_leaves_no_stale_valid_entry() {
     let _ = racing.await.unwrap();
     // …but nothing stale stays behind: the very next request is refused, from the cache.
     let loads = store.calls.load.load(Ordering::SeqCst);
-    assert!(matches!(b.validate(token.as_bytes()).await, Err(Denial::Revoked)));
+    assert!(matches!(
+        b.validate(token.as_bytes()).await,
+        Err(Denial::Revoked)
+    ));
     assert_eq!(store.calls.load.load(Ordering::SeqCst), loads);
 }
 
@@ -204,7 +220,10 @@ async fn resync_racing_a_load_leaves_no_stale_valid_entry() {
     store.set_hold_loads(false);
     store.release.notify_one();
     let _ = racing.await.unwrap();
-    assert!(matches!(b.validate(token.as_bytes()).await, Err(Denial::Revoked)));
+    assert!(matches!(
+        b.validate(token.as_bytes()).await,
+        Err(Denial::Revoked)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,7 +282,10 @@ async fn a_failing_store_is_unavailable_not_a_denial_and_recovers() {
     let token = s.token.expose().as_bytes();
     let b = manager_on(store.clone(), SessionConfig::new(), &clock);
     store.set_failing(true);
-    assert!(matches!(b.validate(token).await, Err(Denial::Unavailable(_))));
+    assert!(matches!(
+        b.validate(token).await,
+        Err(Denial::Unavailable(_))
+    ));
     // Node A still serves its cached session within the staleness bound.
     assert!(a.validate(token).await.is_ok());
     store.set_failing(false);
@@ -300,7 +322,10 @@ async fn listing_and_scoped_revocations() {
     let second = login(&m, "alice").await;
     clock.advance(Duration::from_secs(1));
     let agent = m
-        .issue(Principal::agent("alice", "bot-1", "Bot"), ClientInfo::default())
+        .issue(
+            Principal::agent("alice", "bot-1", "Bot"),
+            ClientInfo::default(),
+        )
         .await
         .unwrap();
     let bob = login(&m, "bob").await;
@@ -312,8 +337,13 @@ async fn listing_and_scoped_revocations() {
     );
     // Bob cannot revoke alice's session.
     assert!(matches!(
-        m.revoke_owned(&UserId::from("bob"), first.session.id(), RevocationReason::RevokedByUser, Actor::User)
-            .await,
+        m.revoke_owned(
+            &UserId::from("bob"),
+            first.session.id(),
+            RevocationReason::RevokedByUser,
+            Actor::User
+        )
+        .await,
         Err(SessionError::NotFound(_))
     ));
     // Revoke-others keeps the current one and the agent.
@@ -328,12 +358,23 @@ async fn listing_and_scoped_revocations() {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    assert!(matches!(m.validate(first.token.expose().as_bytes()).await, Err(Denial::Revoked)));
+    assert!(matches!(
+        m.validate(first.token.expose().as_bytes()).await,
+        Err(Denial::Revoked)
+    ));
     assert!(m.validate(second.token.expose().as_bytes()).await.is_ok());
     assert!(m.validate(agent.token.expose().as_bytes()).await.is_ok());
     // The agent's own revocation.
-    assert_eq!(m.revoke_agent(&alice, AgentId::from("bot-1"), Actor::User).await.unwrap(), 1);
-    assert!(matches!(m.validate(agent.token.expose().as_bytes()).await, Err(Denial::Revoked)));
+    assert_eq!(
+        m.revoke_agent(&alice, AgentId::from("bot-1"), Actor::User)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(matches!(
+        m.validate(agent.token.expose().as_bytes()).await,
+        Err(Denial::Revoked)
+    ));
     assert!(m.validate(bob.token.expose().as_bytes()).await.is_ok());
     // Revoking twice finds nothing.
     assert!(
@@ -346,7 +387,9 @@ async fn listing_and_scoped_revocations() {
 #[tokio::test]
 async fn purge_removes_expired_sessions() {
     let clock = clock();
-    let config = SessionConfig::new().with_ttl(Duration::from_secs(10)).unwrap();
+    let config = SessionConfig::new()
+        .with_ttl(Duration::from_secs(10))
+        .unwrap();
     let m = manager_on(Arc::new(MemoryStore::new()), config, &clock);
     let s = login(&m, "alice").await;
     clock.advance(Duration::from_secs(11));

@@ -120,11 +120,13 @@ impl SessionStore for MemoryStore {
             if Some(*id) == req.except {
                 continue;
             }
-            if let Some(rec) = inner.sessions.get_mut(id) {
-                if !rec.is_revoked() && rec.expires_at > req.at && req.scope.covers(rec) {
-                    revoke_record(rec, req.reason, req.at);
-                    revoked.push(rec.clone());
-                }
+            if let Some(rec) = inner.sessions.get_mut(id)
+                && !rec.is_revoked()
+                && rec.expires_at > req.at
+                && req.scope.covers(rec)
+            {
+                revoke_record(rec, req.reason, req.at);
+                revoked.push(rec.clone());
             }
         }
         Ok(revoked)

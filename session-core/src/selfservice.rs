@@ -1,0 +1,413 @@
+//! Self-service session management, framework-neutral: list my sessions, sign one out,
+//! sign out the others, sign out everywhere, sign out, grant and disconnect agents.
+//!
+//! Each operation returns a [`Reply`] (status, headers, body) that an adapter's router
+//! copies into its response, so the routes behave the same on every framework.
+
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, LOCATION, RETRY_AFTER, SET_COOKIE};
+use http::{HeaderValue, StatusCode};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::error::SessionError;
+use crate::gate::SessionGate;
+use crate::manager::{ClientInfo, Session};
+use crate::model::{Actor, AgentId, Principal, RevocationReason, SessionKind, SessionRecord};
+use crate::store::RevokeScope;
+
+/// A framework-neutral response.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers, in order.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The body.
+    pub body: String,
+}
+
+impl Reply {
+    /// A JSON reply.
+    #[must_use]
+    pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Self {
+        let body = serde_json::to_string(value).expect("views serialize");
+        Self {
+            status,
+            headers: vec![
+                (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            body,
+        }
+    }
+
+    /// `{"error": code}` with `status`.
+    #[must_use]
+    pub fn error(status: StatusCode, code: &str) -> Self {
+        Self::json(status, &serde_json::json!({ "error": code }))
+    }
+
+    /// An HTML page.
+    #[must_use]
+    pub fn html(status: StatusCode, body: String) -> Self {
+        Self {
+            status,
+            headers: vec![
+                (
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                ),
+                (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            body,
+        }
+    }
+
+    /// No body.
+    #[must_use]
+    pub fn empty(status: StatusCode) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+        }
+    }
+
+    /// A 303 to a local path (callers pass only local paths).
+    #[must_use]
+    pub fn see_other(location: &str) -> Self {
+        Self::empty(StatusCode::SEE_OTHER).with_header(
+            LOCATION,
+            HeaderValue::try_from(location).unwrap_or(HeaderValue::from_static("/")),
+        )
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The reply for a failed operation: 503 for the store, 404 for someone else's
+    /// session, 409 for a login that a revoke-all overtook.
+    #[must_use]
+    pub fn from_error(err: &SessionError) -> Self {
+        match err {
+            SessionError::Store(e) => {
+                tracing::warn!(error = %e, "session store unavailable");
+                Self::error(StatusCode::SERVICE_UNAVAILABLE, "session_store_unavailable")
+                    .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
+            }
+            SessionError::NotFound(_) => Self::error(StatusCode::NOT_FOUND, "not_found"),
+            SessionError::Superseded => Self::error(StatusCode::CONFLICT, "login_superseded"),
+        }
+    }
+}
+
+impl From<crate::Rejection> for Reply {
+    fn from(rejection: crate::Rejection) -> Self {
+        Self {
+            status: rejection.status(),
+            headers: rejection.headers().collect(),
+            body: rejection.body().to_owned(),
+        }
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("UTC times format")
+}
+
+/// One row of `GET /sessions`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SessionView {
+    /// The session id.
+    pub id: String,
+    /// `user` or `agent`.
+    pub kind: SessionKind,
+    /// The agent's name (agents only).
+    pub agent_name: Option<String>,
+    /// The user agent it was issued to.
+    pub user_agent: Option<String>,
+    /// The IP it was issued to.
+    pub ip: Option<String>,
+    /// Issued at (RFC 3339).
+    pub created_at: String,
+    /// Last used at (RFC 3339).
+    pub last_active_at: String,
+    /// Ends at (RFC 3339).
+    pub expires_at: String,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+impl SessionView {
+    /// The view of `record`, as seen from the session `current`.
+    #[must_use]
+    pub fn new(record: &SessionRecord, current: &Session) -> Self {
+        // This node may know of activity newer than the store's record.
+        let last_active = if record.id == current.id() {
+            current.last_active_at().max(record.last_active_at)
+        } else {
+            record.last_active_at
+        };
+        Self {
+            id: record.id.to_string(),
+            kind: record.principal.kind(),
+            agent_name: record.principal.agent_name().map(str::to_owned),
+            user_agent: record.user_agent.clone(),
+            ip: record.ip.clone(),
+            created_at: rfc3339(record.created_at),
+            last_active_at: rfc3339(last_active),
+            expires_at: rfc3339(record.expires_at),
+            current: record.id == current.id(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Revoked {
+    revoked: usize,
+}
+
+/// The self-service operations, over a gate (for its manager and cookie).
+#[derive(Clone, Debug)]
+pub struct SelfService {
+    gate: SessionGate,
+    login_path: String,
+}
+
+impl SelfService {
+    /// Operations for sessions checked by `gate`; logout redirects to `/login`.
+    #[must_use]
+    pub fn new(gate: SessionGate) -> Self {
+        Self {
+            gate,
+            login_path: "/login".into(),
+        }
+    }
+
+    /// Where logout sends the browser. Default `/login`.
+    #[must_use]
+    pub fn with_login_path(mut self, path: impl Into<String>) -> Self {
+        self.login_path = path.into();
+        self
+    }
+
+    /// The gate.
+    #[must_use]
+    pub fn gate(&self) -> &SessionGate {
+        &self.gate
+    }
+
+    fn clear_cookie(&self) -> (HeaderName, HeaderValue) {
+        (SET_COOKIE, self.gate.cookie().removal().clone())
+    }
+
+    /// Agents may read but not manage the user's sessions: 403 for them.
+    fn user_only(session: &Session) -> Result<(), Reply> {
+        match session.kind() {
+            SessionKind::User => Ok(()),
+            SessionKind::Agent => Err(Reply::error(StatusCode::FORBIDDEN, "user_session_required")),
+        }
+    }
+
+    /// `GET /me`.
+    #[must_use]
+    pub fn me(&self, session: &Session) -> Reply {
+        Reply::json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "user_id": session.user_id(),
+                "session_id": session.id(),
+                "kind": session.kind(),
+            }),
+        )
+    }
+
+    /// `GET /agent/me`: the agent's view of itself; 401 (bearer) for a user session.
+    #[must_use]
+    pub fn agent_me(&self, session: &Session) -> Reply {
+        match session.principal() {
+            Principal::Agent {
+                user_id,
+                agent_id,
+                agent_name,
+            } => Reply::json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "agent_id": agent_id,
+                    "agent_name": agent_name,
+                    "on_behalf_of": user_id,
+                    "session_id": session.id(),
+                    "kind": "agent",
+                }),
+            ),
+            Principal::User { .. } => Reply::error(StatusCode::UNAUTHORIZED, "session_invalid")
+                .with_header(
+                    http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                ),
+        }
+    }
+
+    /// `GET /sessions`: the user's active sessions, newest first.
+    pub async fn list(&self, session: &Session) -> Reply {
+        match self.gate.manager().list(session.user_id()).await {
+            Ok(records) => {
+                let views: Vec<SessionView> = records
+                    .iter()
+                    .map(|r| SessionView::new(r, session))
+                    .collect();
+                Reply::json(StatusCode::OK, &views)
+            }
+            Err(e) => Reply::from_error(&e),
+        }
+    }
+
+    /// `DELETE /sessions/{id}`: 204, or 404 for an unknown id or someone else's.
+    pub async fn revoke(&self, session: &Session, id: &str) -> Reply {
+        if let Err(reply) = Self::user_only(session) {
+            return reply;
+        }
+        let Ok(id) = id.parse() else {
+            return Reply::error(StatusCode::NOT_FOUND, "not_found");
+        };
+        let manager = self.gate.manager();
+        match manager
+            .revoke_owned(
+                session.user_id(),
+                id,
+                RevocationReason::RevokedByUser,
+                Actor::User,
+            )
+            .await
+        {
+            Ok(()) if id == session.id() => {
+                let (name, value) = self.clear_cookie();
+                Reply::empty(StatusCode::NO_CONTENT).with_header(name, value)
+            }
+            Ok(()) => Reply::empty(StatusCode::NO_CONTENT),
+            Err(e) => Reply::from_error(&e),
+        }
+    }
+
+    /// `POST /sessions/revoke-others`: the user's other user sessions (not agents).
+    pub async fn revoke_others(&self, session: &Session) -> Reply {
+        if let Err(reply) = Self::user_only(session) {
+            return reply;
+        }
+        self.revoke_many(
+            session,
+            RevokeScope::UserSessions,
+            Some(session),
+            RevocationReason::RevokedByUser,
+        )
+        .await
+    }
+
+    /// `POST /sessions/revoke-all`: every session of the user, agents and this one
+    /// included; clears the cookie.
+    pub async fn revoke_all(&self, session: &Session) -> Reply {
+        if let Err(reply) = Self::user_only(session) {
+            return reply;
+        }
+        let reply = self
+            .revoke_many(
+                session,
+                RevokeScope::All,
+                None,
+                RevocationReason::SignedOutEverywhere,
+            )
+            .await;
+        if reply.status.is_success() {
+            let (name, value) = self.clear_cookie();
+            reply.with_header(name, value)
+        } else {
+            reply
+        }
+    }
+
+    async fn revoke_many(
+        &self,
+        session: &Session,
+        scope: RevokeScope,
+        except: Option<&Session>,
+        reason: RevocationReason,
+    ) -> Reply {
+        match self
+            .gate
+            .manager()
+            .revoke_all(
+                session.user_id(),
+                scope,
+                except.map(Session::id),
+                reason,
+                Actor::User,
+            )
+            .await
+        {
+            Ok(n) => Reply::json(StatusCode::OK, &Revoked { revoked: n }),
+            Err(e) => Reply::from_error(&e),
+        }
+    }
+
+    /// `POST /logout`: revokes this session, clears the cookie, 303 to the login page.
+    pub async fn logout(&self, session: &Session) -> Reply {
+        match self
+            .gate
+            .manager()
+            .revoke(session.id(), RevocationReason::SignedOut, Actor::User)
+            .await
+        {
+            Ok(_) => {
+                let (name, value) = self.clear_cookie();
+                Reply::see_other(&self.login_path).with_header(name, value)
+            }
+            Err(e) => Reply::from_error(&e),
+        }
+    }
+
+    /// `POST /agents`: a new agent session acting for the user; the token is shown once.
+    pub async fn grant_agent(&self, session: &Session, name: &str, client: ClientInfo) -> Reply {
+        if let Err(reply) = Self::user_only(session) {
+            return reply;
+        }
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Reply::error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_agent_name");
+        }
+        let agent_id = uuid::Uuid::new_v4().to_string();
+        let principal = Principal::agent(session.user_id().clone(), agent_id.as_str(), name);
+        match self.gate.manager().issue(principal, client).await {
+            Ok(issued) => Reply::json(
+                StatusCode::CREATED,
+                &serde_json::json!({
+                    "agent_id": agent_id,
+                    "session_id": issued.session.id(),
+                    "token": issued.token.expose(),
+                }),
+            ),
+            Err(e) => Reply::from_error(&e),
+        }
+    }
+
+    /// `DELETE /agents/{agent_id}`: 204, or 404 for another user's agent or an unknown one.
+    pub async fn disconnect_agent(&self, session: &Session, agent_id: &str) -> Reply {
+        if let Err(reply) = Self::user_only(session) {
+            return reply;
+        }
+        match self
+            .gate
+            .manager()
+            .revoke_agent(session.user_id(), AgentId::from(agent_id), Actor::User)
+            .await
+        {
+            Ok(0) => Reply::error(StatusCode::NOT_FOUND, "not_found"),
+            Ok(_) => Reply::empty(StatusCode::NO_CONTENT),
+            Err(e) => Reply::from_error(&e),
+        }
+    }
+}

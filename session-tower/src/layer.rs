@@ -1,0 +1,45 @@
+//! [`SessionLayer`].
+
+use session_core::SessionGate;
+use tower_layer::Layer;
+
+use crate::service::SessionService;
+
+/// Wraps a service so every request's session is checked.
+///
+/// By default a session is **required**: requests without a valid one get the rejection
+/// and never reach the inner service. [`SessionLayer::optional`] lets every request through
+/// and leaves the outcome for the extractors ([`ValidSession`](crate::ValidSession),
+/// `Option<ValidSession>`).
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct SessionLayer {
+    gate: SessionGate,
+    optional: bool,
+}
+
+impl SessionLayer {
+    /// A layer requiring a valid session, checked by `gate`.
+    pub fn new(gate: SessionGate) -> Self {
+        Self {
+            gate,
+            optional: false,
+        }
+    }
+
+    /// Lets requests without a valid session through (default: they are rejected). The
+    /// handler's `ValidSession` extractor still rejects them; `Option<ValidSession>` gets
+    /// `None`.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService::new(inner, self.gate.clone(), self.optional)
+    }
+}

@@ -1,0 +1,18 @@
+//! Turning core's framework-neutral rejection into an `http` response.
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+use session_core::Rejection;
+
+/// The response for a rejection: its status, headers and body. Allocates no body.
+#[must_use]
+pub fn rejection_response(rejection: &Rejection) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(rejection.body().as_bytes())));
+    *response.status_mut() = rejection.status();
+    let headers = response.headers_mut();
+    for (name, value) in rejection.headers() {
+        headers.append(name, value);
+    }
+    response
+}

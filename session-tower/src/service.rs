@@ -1,0 +1,72 @@
+//! [`SessionService`].
+
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{Either, Full};
+use session_core::{Check, SessionGate};
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+
+/// The service built by [`SessionLayer`](crate::SessionLayer).
+#[derive(Clone, Debug)]
+pub struct SessionService<S> {
+    inner: S,
+    gate: SessionGate,
+    optional: bool,
+}
+
+impl<S> SessionService<S> {
+    pub(crate) fn new(inner: S, gate: SessionGate, optional: bool) -> Self {
+        Self {
+            inner,
+            gate,
+            optional,
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = Response<Either<ResBody, Full<Bytes>>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // Take the service that was made ready and leave a clone in its place:
+        // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        match self.gate.check(&req) {
+            Check::Ready(Ok(Some(session))) => {
+                req.extensions_mut().insert(session);
+                ResponseFuture::inner(inner.call(req))
+            }
+            Check::Ready(Ok(None)) if self.optional => {
+                let missing = self.gate.missing(&req);
+                req.extensions_mut().insert(missing);
+                ResponseFuture::inner(inner.call(req))
+            }
+            Check::Ready(Ok(None)) => ResponseFuture::rejected(self.gate.missing(&req)),
+            Check::Ready(Err(rejection)) if self.optional => {
+                req.extensions_mut().insert(rejection);
+                ResponseFuture::inner(inner.call(req))
+            }
+            Check::Ready(Err(rejection)) => ResponseFuture::rejected(rejection),
+            Check::Load(pending) => {
+                let gate = self.gate.clone();
+                let load = Box::pin(async move { gate.finish(pending).await });
+                ResponseFuture::loading(load, req, inner, self.optional)
+            }
+        }
+    }
+}
