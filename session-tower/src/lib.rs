@@ -38,7 +38,7 @@ mod service;
 pub use extract::{SessionRejection, ValidSession};
 pub use future::ResponseFuture;
 pub use layer::SessionLayer;
-pub use response::rejection_response;
+pub use response::{rejection_response, reply_response};
 pub use service::SessionService;
 
 pub use session_core;

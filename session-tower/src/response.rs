@@ -16,3 +16,15 @@ pub fn rejection_response(rejection: &Rejection) -> Response<Full<Bytes>> {
     }
     response
 }
+
+/// The response for a self-service [`Reply`](session_core::Reply).
+#[must_use]
+pub fn reply_response(reply: session_core::Reply) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() = reply.status;
+    let headers = response.headers_mut();
+    for (name, value) in reply.headers {
+        headers.append(name, value);
+    }
+    response
+}

@@ -17,16 +17,10 @@ use example_support::{
     AdminRevoke, AgentGrant, Demo, LoginForm, LoginQuery, PasswordResetForm, Settings,
 };
 use session_core::{ClientInfo, Reply};
-use session_tower::{SessionLayer, ValidSession};
+use session_tower::{SessionLayer, ValidSession, reply_response};
 
-/// Copies a framework-neutral reply into an axum response.
 fn respond(reply: Reply) -> Response<Body> {
-    let mut response = Response::new(Body::from(reply.body));
-    *response.status_mut() = reply.status;
-    for (name, value) in reply.headers {
-        response.headers_mut().append(name, value);
-    }
-    response
+    reply_response(reply).map(Body::new)
 }
 
 fn client(headers: &HeaderMap, addr: SocketAddr) -> ClientInfo {
