@@ -130,19 +130,21 @@ impl Demo {
     ///
     /// As [`Settings::open_store`].
     pub fn new(settings: &Settings) -> Result<Self, String> {
-        let manager = SessionManager::new(
-            settings.open_store()?,
-            settings.keys.clone(),
-            settings.config.clone(),
-        );
+        Ok(Self::with_store(settings, settings.open_store()?))
+    }
+
+    /// The app state from `settings`, over a store of the caller's (tests inject faults).
+    #[must_use]
+    pub fn with_store(settings: &Settings, store: Arc<dyn SessionStore>) -> Self {
+        let manager = SessionManager::new(store, settings.keys.clone(), settings.config.clone());
         let gate = SessionGate::new(manager)
             .with_cookie(CookieConfig::new().with_secure(settings.secure))
             .with_login_redirect("/login");
-        Ok(Self {
+        Self {
             sessions: SelfService::new(gate),
             users: Users::demo(),
             admin_token: settings.admin_token.as_deref().map(Arc::from),
-        })
+        }
     }
 
     /// The gate.

@@ -1,0 +1,142 @@
+//! The routes of the actix-web example app (run it with `cargo run -p actix-app`).
+//!
+//! The example app of `../shared/CONTRACT.md` on actix-web, route for route the same as
+//! `axum-app`. All logic lives in `session-core` and `example-support`; this file routes
+//! and translates.
+
+use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use actix_web::web::{self, Bytes, Data, Form, Json, Path, Query};
+use actix_web::{HttpRequest, HttpResponse};
+use example_support::{AdminRevoke, AgentGrant, Demo, LoginForm, LoginQuery, PasswordResetForm};
+use session_actix::{SessionCheck, ValidSession, reply_response};
+use session_core::ClientInfo;
+
+fn client(req: &HttpRequest) -> ClientInfo {
+    ClientInfo {
+        user_agent: req
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+    }
+}
+
+async fn home(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
+    reply_response(d.home(&s))
+}
+
+async fn me(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
+    reply_response(d.sessions.me(&s))
+}
+
+async fn agent_me(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
+    reply_response(d.sessions.agent_me(&s))
+}
+
+async fn logout(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
+    reply_response(d.sessions.logout(&s).await)
+}
+
+async fn list(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
+    reply_response(d.sessions.list(&s).await)
+}
+
+async fn revoke(d: Data<Demo>, ValidSession(s): ValidSession, id: Path<String>) -> HttpResponse {
+    reply_response(d.sessions.revoke(&s, &id).await)
+}
+
+async fn revoke_others(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
+    reply_response(d.sessions.revoke_others(&s).await)
+}
+
+async fn revoke_all(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
+    reply_response(d.sessions.revoke_all(&s).await)
+}
+
+async fn grant_agent(
+    d: Data<Demo>,
+    req: HttpRequest,
+    ValidSession(s): ValidSession,
+    grant: Json<AgentGrant>,
+) -> HttpResponse {
+    reply_response(d.sessions.grant_agent(&s, &grant.name, client(&req)).await)
+}
+
+async fn disconnect_agent(
+    d: Data<Demo>,
+    ValidSession(s): ValidSession,
+    id: Path<String>,
+) -> HttpResponse {
+    reply_response(d.sessions.disconnect_agent(&s, &id).await)
+}
+
+async fn login_page(d: Data<Demo>, q: Query<LoginQuery>) -> HttpResponse {
+    reply_response(d.login_page(q.return_to.as_deref()))
+}
+
+async fn login(
+    d: Data<Demo>,
+    req: HttpRequest,
+    current: Option<ValidSession>,
+    form: Form<LoginForm>,
+) -> HttpResponse {
+    let current = current.map(|ValidSession(s)| s);
+    reply_response(d.login(&form, current.as_ref(), client(&req)).await)
+}
+
+async fn password_reset(d: Data<Demo>, req: HttpRequest, body: Bytes) -> HttpResponse {
+    let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
+    match PasswordResetForm::parse(content_type, &body) {
+        Ok(form) => reply_response(d.password_reset(&form).await),
+        Err(reply) => reply_response(reply),
+    }
+}
+
+async fn admin_revoke_all(
+    d: Data<Demo>,
+    req: HttpRequest,
+    user_id: Path<String>,
+    body: Bytes,
+) -> HttpResponse {
+    if !d.is_admin(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
+        return HttpResponse::NotFound().finish();
+    }
+    match AdminRevoke::parse(&body) {
+        Ok(r) => reply_response(d.admin_revoke_all(&user_id, r.reason.as_deref()).await),
+        Err(reply) => reply_response(reply),
+    }
+}
+
+/// The app's routes over `demo`'s sessions and users: `App::new().configure(routes(demo))`.
+pub fn routes(demo: Demo) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let gate = demo.gate().clone();
+        cfg.app_data(Data::new(demo))
+            .service(
+                web::resource("/login")
+                    .wrap(SessionCheck::new(gate.clone()).optional())
+                    .route(web::get().to(login_page))
+                    .route(web::post().to(login)),
+            )
+            .service(web::resource("/password-reset").route(web::post().to(password_reset)))
+            .service(
+                web::resource("/admin/users/{user_id}/revoke-all")
+                    .route(web::post().to(admin_revoke_all)),
+            )
+            .service(
+                web::scope("")
+                    .wrap(SessionCheck::new(gate))
+                    .route("/", web::get().to(home))
+                    .route("/me", web::get().to(me))
+                    .route("/agent/me", web::get().to(agent_me))
+                    .route("/logout", web::post().to(logout))
+                    .route("/sessions", web::get().to(list))
+                    .route("/sessions/revoke-others", web::post().to(revoke_others))
+                    .route("/sessions/revoke-all", web::post().to(revoke_all))
+                    .route("/sessions/{id}", web::delete().to(revoke))
+                    .route("/agents", web::post().to(grant_agent))
+                    .route("/agents/{agent_id}", web::delete().to(disconnect_agent)),
+            );
+    }
+}

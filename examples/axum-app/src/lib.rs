@@ -1,0 +1,186 @@
+//! The router of the axum example app (run it with `cargo run -p axum-app`).
+//!
+//! The example app of `../shared/CONTRACT.md` on axum: log in, list and revoke sessions,
+//! sign out everywhere, reset a password, grant and disconnect agents. All logic lives in
+//! `session-core` and `example-support`; this file routes and translates.
+
+use std::net::SocketAddr;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use axum::http::{HeaderMap, HeaderValue, Response, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Form, Json, Router};
+use example_support::{AdminRevoke, AgentGrant, Demo, LoginForm, LoginQuery, PasswordResetForm};
+use session_core::{ClientInfo, Reply};
+use session_tower::{SessionLayer, ValidSession, reply_response};
+
+fn respond(reply: Reply) -> Response<Body> {
+    reply_response(reply).map(Body::new)
+}
+
+fn client(headers: &HeaderMap, addr: SocketAddr) -> ClientInfo {
+    ClientInfo {
+        user_agent: headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        ip: Some(addr.ip().to_string()),
+    }
+}
+
+/// The app's routes over `demo`'s sessions and users.
+pub fn app(demo: Demo) -> Router {
+    let gate = demo.gate().clone();
+    let protected =
+        Router::new()
+            .route(
+                "/",
+                get(
+                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
+                        respond(d.home(&s))
+                    },
+                ),
+            )
+            .route(
+                "/me",
+                get(
+                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
+                        respond(d.sessions.me(&s))
+                    },
+                ),
+            )
+            .route(
+                "/agent/me",
+                get(
+                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
+                        respond(d.sessions.agent_me(&s))
+                    },
+                ),
+            )
+            .route(
+                "/logout",
+                post(
+                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
+                        respond(d.sessions.logout(&s).await)
+                    },
+                ),
+            )
+            .route(
+                "/sessions",
+                get(
+                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
+                        respond(d.sessions.list(&s).await)
+                    },
+                ),
+            )
+            .route(
+                "/sessions/{id}",
+                delete(
+                    |State(d): State<Demo>,
+                     ValidSession(s): ValidSession,
+                     Path(id): Path<String>| async move {
+                        respond(d.sessions.revoke(&s, &id).await)
+                    },
+                ),
+            )
+            .route(
+                "/sessions/revoke-others",
+                post(
+                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
+                        respond(d.sessions.revoke_others(&s).await)
+                    },
+                ),
+            )
+            .route(
+                "/sessions/revoke-all",
+                post(
+                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
+                        respond(d.sessions.revoke_all(&s).await)
+                    },
+                ),
+            )
+            .route("/agents", post(agents_grant))
+            .route(
+                "/agents/{agent_id}",
+                delete(
+                    |State(d): State<Demo>,
+                     ValidSession(s): ValidSession,
+                     Path(id): Path<String>| async move {
+                        respond(d.sessions.disconnect_agent(&s, &id).await)
+                    },
+                ),
+            )
+            .layer(SessionLayer::new(gate.clone()));
+    let public = Router::new()
+        .route(
+            "/login",
+            get(
+                |State(d): State<Demo>, Query(q): Query<LoginQuery>| async move {
+                    respond(d.login_page(q.return_to.as_deref()))
+                },
+            )
+            .post(login),
+        )
+        .route("/password-reset", post(password_reset))
+        .layer(SessionLayer::new(gate).optional())
+        .route("/admin/users/{user_id}/revoke-all", post(admin_revoke_all));
+    protected.merge(public).with_state(demo)
+}
+
+async fn agents_grant(
+    State(demo): State<Demo>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ValidSession(session): ValidSession,
+    Json(grant): Json<AgentGrant>,
+) -> Response<Body> {
+    respond(
+        demo.sessions
+            .grant_agent(&session, &grant.name, client(&headers, addr))
+            .await,
+    )
+}
+
+async fn login(
+    State(demo): State<Demo>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    current: Option<ValidSession>,
+    Form(form): Form<LoginForm>,
+) -> Response<Body> {
+    let current = current.map(|ValidSession(s)| s);
+    respond(
+        demo.login(&form, current.as_ref(), client(&headers, addr))
+            .await,
+    )
+}
+
+async fn password_reset(
+    State(demo): State<Demo>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    let content_type = headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
+    match PasswordResetForm::parse(content_type, &body) {
+        Ok(form) => respond(demo.password_reset(&form).await),
+        Err(reply) => respond(reply),
+    }
+}
+
+async fn admin_revoke_all(
+    State(demo): State<Demo>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+    body: Bytes,
+) -> Response<Body> {
+    if !demo.is_admin(headers.get(AUTHORIZATION).map(HeaderValue::as_bytes)) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    match AdminRevoke::parse(&body) {
+        Ok(req) => respond(demo.admin_revoke_all(&user_id, req.reason.as_deref()).await),
+        Err(reply) => respond(reply),
+    }
+}
