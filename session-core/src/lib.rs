@@ -53,6 +53,7 @@ pub mod model;
 pub mod rejection;
 pub mod selfservice;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod token;
 

@@ -153,3 +153,15 @@ impl SessionStore for MemoryStore {
         Ok(expired.len() as u64)
     }
 }
+
+#[cfg(test)]
+mod conformance {
+    use std::sync::Arc;
+
+    use crate::store::{MemoryStore, SessionStore};
+
+    crate::store_suite!(
+        async { Some(Arc::new(MemoryStore::new()) as Arc<dyn SessionStore>) },
+        dump = |store: Arc<dyn SessionStore>| async move { format!("{store:?}") }
+    );
+}

@@ -1,0 +1,223 @@
+//! Criterion benchmarks of session-core's hot paths: validating a token on a cache hit
+//! (sync and async), on a cache miss against `MemoryStore`, verifying a token's MAC, and
+//! turning away a forged token.
+//!
+//! Before criterion runs, the allocations per call of a cache hit and of a forged-token
+//! rejection are counted and printed, and a cache hit that allocates fails the bench.
+//!
+//! Run: `cargo bench -p session-core --bench validate -- --warm-up-time 1 --measurement-time 3`
+//!
+//! # Counting allocations
+//!
+//! The workspace lints set `unsafe_code = "forbid"`, and `[lints] workspace = true`
+//! applies to every target of the package, this bench included. A counting allocator needs
+//! an `unsafe impl GlobalAlloc`, and `forbid` cannot be lifted by an inner
+//! `#![allow(unsafe_code)]` (E0453); `[lints]` is per package, not per target. So the
+//! counting allocator comes from the `stats_alloc` crate: `StatsAlloc<System>` wraps
+//! `std::alloc::System` and bumps atomic counters in `alloc`, `alloc_zeroed` and `realloc`.
+//! Installing it is a plain `#[global_allocator]` static, with no `unsafe` on our side.
+//!
+//! Its counters are process-wide. That is exact here: the tokio runtime is current-thread
+//! (no worker threads), moka's sync cache runs its housekeeping inline on the caller's
+//! thread, and criterion has not started yet when the counts are taken, so nothing else
+//! allocates while a measured loop runs.
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion};
+use session_core::store::Invalidation;
+use session_core::token::TOKEN_LEN;
+use session_core::{
+    ClientInfo, Denial, KeySet, MemoryStore, Principal, Session, SessionConfig, SessionManager,
+};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tokio::runtime::Runtime;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Calls per allocation measurement.
+const CALLS: usize = 10_000;
+
+struct Fixture {
+    rt: Runtime,
+    keys: KeySet,
+    manager: SessionManager,
+    token: Vec<u8>,
+    forged: Vec<u8>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let keys = KeySet::new([[7u8; 32]]).expect("32-byte key");
+        let manager = SessionManager::new(
+            Arc::new(MemoryStore::new()),
+            keys.clone(),
+            SessionConfig::default(),
+        );
+        let issued = rt
+            .block_on(manager.issue(Principal::user("alice"), ClientInfo::default()))
+            .expect("issue a session");
+        let token = issued.token.expose().as_bytes().to_vec();
+        assert_eq!(token.len(), TOKEN_LEN);
+        // Flip one character of the MAC (the last characters encode it): the shape is
+        // still valid, only the MAC check can refuse it.
+        let mut forged = token.clone();
+        let i = TOKEN_LEN - 5;
+        forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+        Self {
+            rt,
+            keys,
+            manager,
+            token,
+            forged,
+        }
+    }
+
+    /// The per-request path of the layer on a hit: MAC check, then the cache alone.
+    fn hit(&self) -> Session {
+        let verified = self.manager.verify(&self.token).expect("token verifies");
+        self.manager
+            .validate_cached(&verified)
+            .expect("cache hit")
+            .expect("valid session")
+    }
+}
+
+/// Polls a future once with a no-op waker: `validate` completes without awaiting on a hit
+/// and on a forged token, so this counts its allocations without a runtime's own.
+fn poll_once<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("expected to complete without waiting"),
+    }
+}
+
+/// Allocations (including reallocations) made by `CALLS` runs of `f`, per call.
+fn allocs_per_call(mut f: impl FnMut()) -> (usize, f64) {
+    // Warm up first: one-time lazy initialisation is not a per-request cost.
+    for _ in 0..100 {
+        f();
+    }
+    let region = Region::new(GLOBAL);
+    for _ in 0..CALLS {
+        f();
+    }
+    let change = region.change();
+    let total = change.allocations + change.reallocations;
+    #[allow(clippy::cast_precision_loss)]
+    let per_call = total as f64 / CALLS as f64;
+    (total, per_call)
+}
+
+fn allocation_report(fx: &Fixture) {
+    let report = |what: &str, (total, per_call): (usize, f64)| {
+        eprintln!("allocations: {what:<44} {total:>6} in {CALLS} calls = {per_call} per call");
+        total
+    };
+    let hit = report(
+        "cache hit (verify + validate_cached)",
+        allocs_per_call(|| {
+            black_box(fx.hit());
+        }),
+    );
+    let hit_async = report(
+        "cache hit (validate, polled once)",
+        allocs_per_call(|| {
+            black_box(poll_once(fx.manager.validate(black_box(&fx.token))).expect("valid"));
+        }),
+    );
+    report(
+        "forged token (SessionManager::verify)",
+        allocs_per_call(|| {
+            black_box(
+                fx.manager
+                    .verify(black_box(&fx.forged))
+                    .expect_err("forged"),
+            );
+        }),
+    );
+    report(
+        "forged token (validate, polled once)",
+        allocs_per_call(|| {
+            let denial = poll_once(fx.manager.validate(black_box(&fx.forged)));
+            assert!(matches!(denial, Err(Denial::Invalid)));
+        }),
+    );
+    assert_eq!(hit, 0, "a cache hit (verify + validate_cached) allocated");
+    assert_eq!(hit_async, 0, "a cache hit (validate) allocated");
+}
+
+fn bench_validate(c: &mut Criterion, fx: &Fixture) {
+    let mut g = c.benchmark_group("validate");
+    g.bench_function("cache_hit", |b| b.iter(|| fx.hit()));
+    g.bench_function("cache_hit_async", |b| {
+        b.to_async(&fx.rt)
+            .iter(|| async { fx.manager.validate(black_box(&fx.token)).await });
+    });
+    // A miss on every measured call. A tiny cache (`with_cache_capacity`) does not give
+    // one reliably (moka admits and evicts on its own schedule), so instead the untimed
+    // setup applies `Invalidation::Resync`: it bumps the cache's trust generation and
+    // empties the cache, so the next `validate` finds no trusted entry and loads the
+    // record from the store (in-flight map, load semaphore, timeout, `MemoryStore::load`,
+    // insert under moka's compute lock), exactly as after a push-channel gap.
+    // `PerIteration` is required: with larger batches criterion runs every setup of a
+    // batch before the routines, so all but the first call of a batch would hit the entry
+    // the first one loaded. The price is one `Instant::now()` pair per call in the timing
+    // (tens of nanoseconds, small against a miss).
+    g.bench_function("miss_memory_store", |b| {
+        b.to_async(&fx.rt).iter_batched(
+            || fx.manager.apply_invalidation(Invalidation::Resync),
+            |()| async { fx.manager.validate(black_box(&fx.token)).await },
+            BatchSize::PerIteration,
+        );
+    });
+    g.finish();
+}
+
+fn bench_token(c: &mut Criterion, fx: &Fixture) {
+    let mut g = c.benchmark_group("token");
+    g.bench_function("verify", |b| {
+        b.iter(|| fx.keys.verify(black_box(&fx.token)));
+    });
+    // `validate` returns at this same check for a forged token, before any lookup.
+    g.bench_function("forged", |b| {
+        b.iter(|| fx.manager.verify(black_box(&fx.forged)).is_err());
+    });
+    g.finish();
+}
+
+fn main() {
+    let fx = Fixture::new();
+    // `judge` spawns a background touch (at most once a minute per session) with
+    // `tokio::spawn`, which needs a runtime context even on the sync path.
+    let _rt = fx.rt.enter();
+
+    // A resync really turns the next lookup into a miss (what `miss_memory_store` relies on).
+    fx.manager.apply_invalidation(Invalidation::Resync);
+    let verified = fx.manager.verify(&fx.token).expect("token verifies");
+    assert!(fx.manager.validate_cached(&verified).is_none());
+    fx.rt
+        .block_on(fx.manager.validate(&fx.token))
+        .expect("reloaded from the store");
+    assert!(fx.manager.validate_cached(&verified).is_some());
+
+    allocation_report(&fx);
+
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .configure_from_args();
+    bench_validate(&mut c, &fx);
+    bench_token(&mut c, &fx);
+    c.final_summary();
+}
