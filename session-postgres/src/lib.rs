@@ -1,0 +1,1 @@
+//! The postgres store for revocable sessions (work in progress).

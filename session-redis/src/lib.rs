@@ -1,0 +1,1 @@
+//! The redis store for revocable sessions (work in progress).

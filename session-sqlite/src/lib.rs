@@ -1,0 +1,1 @@
+//! The sqlite store for revocable sessions (work in progress).
