@@ -32,9 +32,11 @@
 mod extract;
 mod middleware;
 mod response;
+mod scope;
 
 pub use extract::{SessionRejection, ValidSession};
 pub use middleware::{SessionCheck, SessionCheckMiddleware};
 pub use response::{rejection_response, reply_response};
+pub use scope::self_service;
 
 pub use session_core;

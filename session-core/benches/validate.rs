@@ -3,7 +3,9 @@
 //! turning away a forged token.
 //!
 //! Before criterion runs, the allocations per call of a cache hit and of a forged-token
-//! rejection are counted and printed, and a cache hit that allocates fails the bench.
+//! rejection are counted and printed; a forged token that allocates, or a cache hit that
+//! allocates more than moka's amortised housekeeping (see `allocation_report`), fails the
+//! bench.
 //!
 //! Run: `cargo bench -p session-core --bench validate -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -137,7 +139,7 @@ fn allocation_report(fx: &Fixture) {
             black_box(poll_once(fx.manager.validate(black_box(&fx.token))).expect("valid"));
         }),
     );
-    report(
+    let forged = report(
         "forged token (SessionManager::verify)",
         allocs_per_call(|| {
             black_box(
@@ -147,15 +149,37 @@ fn allocation_report(fx: &Fixture) {
             );
         }),
     );
-    report(
+    let forged_async = report(
         "forged token (validate, polled once)",
         allocs_per_call(|| {
             let denial = poll_once(fx.manager.validate(black_box(&fx.forged)));
             assert!(matches!(denial, Err(Denial::Invalid)));
         }),
     );
-    assert_eq!(hit, 0, "a cache hit (verify + validate_cached) allocated");
-    assert_eq!(hit_async, 0, "a cache hit (validate) allocated");
+    // A hit itself allocates nothing, but moka's `Cache::get` logs each read and, every
+    // `READ_LOG_FLUSH_POINT` (64) reads, runs the cache's housekeeping inline on the reading
+    // thread. That ends with `crossbeam_epoch::pin().flush()` (moka 0.12.16,
+    // src/sync/base_cache.rs:1321), which pushes the thread's garbage bag onto
+    // crossbeam-epoch's global queue: one 2 KiB queue node every other run (the bag holds
+    // the queue node the previous run's `collect` popped). So a hit costs about one
+    // allocation per 128 calls, amortised, and that is not session-core's to remove. The
+    // gate allows at most one per housekeeping run (1 in 64 calls): an allocation on every
+    // hit (CALLS of them), or on more than one hit in 64, still fails the bench. Make this
+    // `assert_eq!(hit, 0)` if the cache ever stops allocating in its housekeeping.
+    let moka_housekeeping = CALLS.div_ceil(64);
+    assert!(
+        hit <= moka_housekeeping,
+        "a cache hit (verify + validate_cached) allocated: {hit} in {CALLS} calls"
+    );
+    assert!(
+        hit_async <= moka_housekeeping,
+        "a cache hit (validate) allocated: {hit_async} in {CALLS} calls"
+    );
+    assert_eq!(forged, 0, "rejecting a forged token allocated");
+    assert_eq!(
+        forged_async, 0,
+        "rejecting a forged token (validate) allocated"
+    );
 }
 
 fn bench_validate(c: &mut Criterion, fx: &Fixture) {

@@ -247,7 +247,11 @@ impl SessionGate {
         };
         let location = match (&self.inner.login_url, &ctx.navigation) {
             (Some(login), Some(path)) if ctx.source != TokenSource::Bearer => {
-                let url = format!("{login}?return_to={}", utf8_percent_encode(path, RETURN_TO));
+                let sep = if login.contains('?') { '&' } else { '?' };
+                let url = format!(
+                    "{login}{sep}return_to={}",
+                    utf8_percent_encode(path, RETURN_TO)
+                );
                 HeaderValue::try_from(url).ok()
             }
             _ => None,

@@ -44,12 +44,16 @@
 mod cache;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "html")]
+pub mod device;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod gate;
 mod manager;
 pub mod model;
+#[cfg(feature = "html")]
+pub mod page;
 pub mod rejection;
 pub mod selfservice;
 pub mod store;

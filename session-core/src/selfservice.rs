@@ -167,6 +167,13 @@ impl SessionView {
     }
 }
 
+/// The body of `POST /agents`.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct AgentGrant {
+    /// The agent's display name.
+    pub name: String,
+}
+
 #[derive(Serialize)]
 struct Revoked {
     revoked: usize,
@@ -177,6 +184,7 @@ struct Revoked {
 pub struct SelfService {
     gate: SessionGate,
     login_path: String,
+    page_path: String,
 }
 
 impl SelfService {
@@ -186,7 +194,28 @@ impl SelfService {
         Self {
             gate,
             login_path: "/login".into(),
+            page_path: "/account/sessions".into(),
         }
+    }
+
+    /// Where the HTML sessions page is served (its forms post below it). Default
+    /// `/account/sessions`.
+    #[must_use]
+    pub fn with_page_path(mut self, path: impl Into<String>) -> Self {
+        self.page_path = path.into();
+        self
+    }
+
+    /// The sessions page's path.
+    #[must_use]
+    pub fn page_path(&self) -> &str {
+        &self.page_path
+    }
+
+    /// The login page's path.
+    #[must_use]
+    pub fn login_path(&self) -> &str {
+        &self.login_path
     }
 
     /// Where logout sends the browser. Default `/login`.

@@ -32,6 +32,8 @@ mod extract;
 mod future;
 mod layer;
 mod response;
+#[cfg(feature = "axum")]
+mod router;
 mod service;
 
 #[cfg(feature = "axum")]
@@ -39,6 +41,8 @@ pub use extract::{SessionRejection, ValidSession};
 pub use future::ResponseFuture;
 pub use layer::SessionLayer;
 pub use response::{rejection_response, reply_response};
+#[cfg(feature = "axum")]
+pub use router::self_service;
 pub use service::SessionService;
 
 pub use session_core;

@@ -5,10 +5,10 @@
 //! and translates.
 
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use actix_web::web::{self, Bytes, Data, Form, Json, Path, Query};
+use actix_web::web::{self, Bytes, Data, Form, Path, Query};
 use actix_web::{HttpRequest, HttpResponse};
-use example_support::{AdminRevoke, AgentGrant, Demo, LoginForm, LoginQuery, PasswordResetForm};
-use session_actix::{SessionCheck, ValidSession, reply_response};
+use example_support::{AdminRevoke, Demo, LoginForm, LoginQuery, PasswordResetForm};
+use session_actix::{SessionCheck, ValidSession, reply_response, self_service};
 use session_core::ClientInfo;
 
 fn client(req: &HttpRequest) -> ClientInfo {
@@ -24,51 +24,6 @@ fn client(req: &HttpRequest) -> ClientInfo {
 
 async fn home(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
     reply_response(d.home(&s))
-}
-
-async fn me(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
-    reply_response(d.sessions.me(&s))
-}
-
-async fn agent_me(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
-    reply_response(d.sessions.agent_me(&s))
-}
-
-async fn logout(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
-    reply_response(d.sessions.logout(&s).await)
-}
-
-async fn list(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
-    reply_response(d.sessions.list(&s).await)
-}
-
-async fn revoke(d: Data<Demo>, ValidSession(s): ValidSession, id: Path<String>) -> HttpResponse {
-    reply_response(d.sessions.revoke(&s, &id).await)
-}
-
-async fn revoke_others(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
-    reply_response(d.sessions.revoke_others(&s).await)
-}
-
-async fn revoke_all(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
-    reply_response(d.sessions.revoke_all(&s).await)
-}
-
-async fn grant_agent(
-    d: Data<Demo>,
-    req: HttpRequest,
-    ValidSession(s): ValidSession,
-    grant: Json<AgentGrant>,
-) -> HttpResponse {
-    reply_response(d.sessions.grant_agent(&s, &grant.name, client(&req)).await)
-}
-
-async fn disconnect_agent(
-    d: Data<Demo>,
-    ValidSession(s): ValidSession,
-    id: Path<String>,
-) -> HttpResponse {
-    reply_response(d.sessions.disconnect_agent(&s, &id).await)
 }
 
 async fn login_page(d: Data<Demo>, q: Query<LoginQuery>) -> HttpResponse {
@@ -112,6 +67,7 @@ async fn admin_revoke_all(
 pub fn routes(demo: Demo) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let gate = demo.gate().clone();
+        let sessions = demo.sessions.clone();
         cfg.app_data(Data::new(demo))
             .service(
                 web::resource("/login")
@@ -125,18 +81,10 @@ pub fn routes(demo: Demo) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route(web::post().to(admin_revoke_all)),
             )
             .service(
-                web::scope("")
+                web::resource("/")
                     .wrap(SessionCheck::new(gate))
-                    .route("/", web::get().to(home))
-                    .route("/me", web::get().to(me))
-                    .route("/agent/me", web::get().to(agent_me))
-                    .route("/logout", web::post().to(logout))
-                    .route("/sessions", web::get().to(list))
-                    .route("/sessions/revoke-others", web::post().to(revoke_others))
-                    .route("/sessions/revoke-all", web::post().to(revoke_all))
-                    .route("/sessions/{id}", web::delete().to(revoke))
-                    .route("/agents", web::post().to(grant_agent))
-                    .route("/agents/{agent_id}", web::delete().to(disconnect_agent)),
-            );
+                    .route(web::get().to(home)),
+            )
+            .service(self_service(sessions));
     }
 }

@@ -11,11 +11,11 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
-use axum::{Form, Json, Router};
-use example_support::{AdminRevoke, AgentGrant, Demo, LoginForm, LoginQuery, PasswordResetForm};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use example_support::{AdminRevoke, Demo, LoginForm, LoginQuery, PasswordResetForm};
 use session_core::{ClientInfo, Reply};
-use session_tower::{SessionLayer, ValidSession, reply_response};
+use session_tower::{SessionLayer, ValidSession, reply_response, self_service};
 
 fn respond(reply: Reply) -> Response<Body> {
     reply_response(reply).map(Body::new)
@@ -34,86 +34,16 @@ fn client(headers: &HeaderMap, addr: SocketAddr) -> ClientInfo {
 /// The app's routes over `demo`'s sessions and users.
 pub fn app(demo: Demo) -> Router {
     let gate = demo.gate().clone();
-    let protected =
-        Router::new()
-            .route(
-                "/",
-                get(
-                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
-                        respond(d.home(&s))
-                    },
-                ),
-            )
-            .route(
-                "/me",
-                get(
-                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
-                        respond(d.sessions.me(&s))
-                    },
-                ),
-            )
-            .route(
-                "/agent/me",
-                get(
-                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
-                        respond(d.sessions.agent_me(&s))
-                    },
-                ),
-            )
-            .route(
-                "/logout",
-                post(
-                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
-                        respond(d.sessions.logout(&s).await)
-                    },
-                ),
-            )
-            .route(
-                "/sessions",
-                get(
-                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
-                        respond(d.sessions.list(&s).await)
-                    },
-                ),
-            )
-            .route(
-                "/sessions/{id}",
-                delete(
-                    |State(d): State<Demo>,
-                     ValidSession(s): ValidSession,
-                     Path(id): Path<String>| async move {
-                        respond(d.sessions.revoke(&s, &id).await)
-                    },
-                ),
-            )
-            .route(
-                "/sessions/revoke-others",
-                post(
-                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
-                        respond(d.sessions.revoke_others(&s).await)
-                    },
-                ),
-            )
-            .route(
-                "/sessions/revoke-all",
-                post(
-                    |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
-                        respond(d.sessions.revoke_all(&s).await)
-                    },
-                ),
-            )
-            .route("/agents", post(agents_grant))
-            .route(
-                "/agents/{agent_id}",
-                delete(
-                    |State(d): State<Demo>,
-                     ValidSession(s): ValidSession,
-                     Path(id): Path<String>| async move {
-                        respond(d.sessions.disconnect_agent(&s, &id).await)
-                    },
-                ),
-            )
-            .layer(SessionLayer::new(gate.clone()));
+    let home = Router::new()
+        .route(
+            "/",
+            get(
+                |State(d): State<Demo>, ValidSession(s): ValidSession| async move {
+                    respond(d.home(&s))
+                },
+            ),
+        )
+        .layer(SessionLayer::new(gate.clone()));
     let public = Router::new()
         .route(
             "/login",
@@ -124,24 +54,12 @@ pub fn app(demo: Demo) -> Router {
             )
             .post(login),
         )
-        .route("/password-reset", post(password_reset))
         .layer(SessionLayer::new(gate).optional())
+        .route("/password-reset", post(password_reset))
         .route("/admin/users/{user_id}/revoke-all", post(admin_revoke_all));
-    protected.merge(public).with_state(demo)
-}
-
-async fn agents_grant(
-    State(demo): State<Demo>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    ValidSession(session): ValidSession,
-    Json(grant): Json<AgentGrant>,
-) -> Response<Body> {
-    respond(
-        demo.sessions
-            .grant_agent(&session, &grant.name, client(&headers, addr))
-            .await,
-    )
+    home.merge(public)
+        .with_state(demo.clone())
+        .merge(self_service(demo.sessions))
 }
 
 async fn login(

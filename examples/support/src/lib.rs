@@ -332,13 +332,6 @@ pub struct LoginQuery {
     pub return_to: Option<String>,
 }
 
-/// `POST /agents` body.
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct AgentGrant {
-    /// The agent's display name.
-    pub name: String,
-}
-
 /// `POST /admin/users/{id}/revoke-all` body.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct AdminRevoke {

@@ -367,7 +367,7 @@ pub async fn expiry_and_cleanup(store: Arc<dyn SessionStore>) {
     let later = now + Duration::from_secs(3);
     assert_eq!(
         ids(&store.list_active(&user, later).await.unwrap()),
-        ids(&[long.clone()])
+        ids(std::slice::from_ref(&long))
     );
     let purged = store.purge_expired(later).await.unwrap();
     assert!(purged >= 1, "purged {purged}");

@@ -1,0 +1,274 @@
+//! The ready-made HTML sessions page (`GET /account/sessions`) and its form actions.
+//!
+//! Plain HTML forms that work without JavaScript. Every form carries a CSRF token bound to
+//! the session ([`SessionManager::csrf_token`](crate::SessionManager::csrf_token)), checked
+//! server-side, and POSTs from another origin are refused before the token is even
+//! looked at. All text is escaped (maud): a user agent of `<script>` shows as text.
+
+use http::StatusCode;
+use http::header::SET_COOKIE;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use time::OffsetDateTime;
+
+use crate::device::describe;
+use crate::gate::RequestHead;
+use crate::manager::Session;
+use crate::model::{Actor, RevocationReason, SessionKind, SessionRecord};
+use crate::selfservice::{Reply, SelfService};
+use crate::store::RevokeScope;
+
+/// What a form on the page asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageAction {
+    /// Sign out one session (the one in [`PageForm::session_id`]).
+    Revoke,
+    /// Sign out of all other sessions (agents stay).
+    RevokeOthers,
+    /// Sign out everywhere, agents and this session included.
+    RevokeAll,
+}
+
+/// The request headers that tell where a form POST came from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Provenance<'a> {
+    /// `Origin`.
+    pub origin: Option<&'a [u8]>,
+    /// `Host`.
+    pub host: Option<&'a [u8]>,
+    /// `Sec-Fetch-Site`.
+    pub sec_fetch_site: Option<&'a [u8]>,
+}
+
+impl<'a> Provenance<'a> {
+    /// Reads the three headers from a request.
+    pub fn of(req: &'a impl RequestHead) -> Self {
+        let first = |name| req.header_values(name).next();
+        Self {
+            origin: first("origin"),
+            host: first("host"),
+            sec_fetch_site: first("sec-fetch-site"),
+        }
+    }
+
+    /// Whether the request comes from our own origin: `Sec-Fetch-Site` (when sent) is
+    /// `same-origin` or `none`, and `Origin` (when sent) is this host's. Requests with
+    /// neither header (old browsers, non-browser clients) pass, and are left to the CSRF
+    /// token.
+    #[must_use]
+    pub fn is_same_origin(&self) -> bool {
+        if let Some(site) = self.sec_fetch_site
+            && site != b"same-origin"
+            && site != b"none"
+        {
+            return false;
+        }
+        let Some(origin) = self.origin else {
+            return true;
+        };
+        let Some(host) = self.host else {
+            return false;
+        };
+        [&b"http://"[..], b"https://"]
+            .iter()
+            .any(|scheme| origin.strip_prefix(*scheme) == Some(host))
+    }
+}
+
+/// The fields of the page's forms.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct PageForm {
+    /// The CSRF token.
+    pub csrf: Option<String>,
+    /// The session to sign out (the per-row form).
+    pub session_id: Option<String>,
+}
+
+fn ago(now: OffsetDateTime, then: OffsetDateTime) -> String {
+    let elapsed = std::time::Duration::try_from(now - then).unwrap_or_default();
+    if elapsed.as_secs() < 60 {
+        return "just now".into();
+    }
+    let mut f = timeago::Formatter::new();
+    f.num_items(1);
+    f.convert(elapsed)
+}
+
+const STYLE: &str = r#"
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f4f5f7;color:#1c2230}
+main{max-width:46rem;margin:0 auto;padding:1.25rem}
+h1{font-size:1.5rem;margin:.5rem 0 1rem}
+p.lead{color:#4a5163;margin-top:0}
+ul.sessions{list-style:none;padding:0;margin:0 0 1.5rem}
+li.session{display:flex;flex-wrap:wrap;gap:.75rem;align-items:center;justify-content:space-between;background:#fff;border:1px solid #e1e4ea;border-radius:.75rem;padding:1rem;margin-bottom:.75rem}
+li.session.current{border-color:#2f6fed;box-shadow:0 0 0 1px #2f6fed inset}
+.device{font-weight:600}
+.meta{color:#5b6275;font-size:.9rem}
+.badge{display:inline-block;font-size:.75rem;font-weight:600;border-radius:1rem;padding:.1rem .6rem;margin-left:.4rem;vertical-align:middle}
+.badge.this{background:#e3ecff;color:#1f4fc2}
+.badge.agent{background:#f1e6ff;color:#6a2bb8}
+form{margin:0}
+button{font:inherit;border-radius:.5rem;padding:.45rem .9rem;cursor:pointer;border:1px solid #c9ced8;background:#fff;color:#1c2230}
+button:hover{background:#f0f2f6}
+button.danger{background:#c62f3a;border-color:#c62f3a;color:#fff}
+button.danger:hover{background:#a82530}
+.actions{display:flex;flex-wrap:wrap;gap:.75rem}
+@media (max-width:30rem){li.session{flex-direction:column;align-items:flex-start}li.session form,li.session button{width:100%}.actions form,.actions button{width:100%}}
+"#;
+
+impl SelfService {
+    fn csrf_field(&self, session: &Session) -> Markup {
+        html! { input type="hidden" name="csrf" value=(self.gate().manager().csrf_token(session)); }
+    }
+
+    fn row(&self, now: OffsetDateTime, rec: &SessionRecord, session: &Session) -> Markup {
+        let current = rec.id == session.id();
+        let last_active = if current {
+            session.last_active_at().max(rec.last_active_at)
+        } else {
+            rec.last_active_at
+        };
+        let path = self.page_path();
+        html! {
+            li.session.current[current] data-session-id=(rec.id) data-kind=(rec.principal.kind().as_str()) {
+                div {
+                    div.device {
+                        @match rec.principal.agent_name() {
+                            Some(name) => { (name) span.badge.agent { "Agent" } },
+                            None => { (describe(rec.user_agent.as_deref())) },
+                        }
+                        @if current { span.badge.this { "This device" } }
+                    }
+                    div.meta {
+                        @if let Some(ip) = &rec.ip { (ip) " · " }
+                        "Last active " (ago(now, last_active))
+                        " · Signed in " (ago(now, rec.created_at))
+                    }
+                }
+                @if !current {
+                    form method="post" action=(format!("{path}/revoke")) {
+                        (self.csrf_field(session))
+                        input type="hidden" name="session_id" value=(rec.id);
+                        button type="submit" { "Sign out" }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `GET /account/sessions`: the user's sessions as an HTML page.
+    pub async fn page(&self, session: &Session) -> Reply {
+        let manager = self.gate().manager();
+        let records = match manager.list(session.user_id()).await {
+            Ok(r) => r,
+            Err(e) => return Reply::from_error(&e),
+        };
+        let now = manager.now();
+        let path = self.page_path();
+        let others = records
+            .iter()
+            .filter(|r| r.id != session.id() && r.principal.kind() == SessionKind::User)
+            .count();
+        let body = html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { "Where you're signed in" }
+                    style { (PreEscaped(STYLE)) }
+                }
+                body {
+                    main {
+                        h1 { "Where you're signed in" }
+                        p.lead { "Signed in as " strong { (session.user_id()) } ". Sign out any session you don't recognise." }
+                        ul.sessions {
+                            @for rec in &records { (self.row(now, rec, session)) }
+                        }
+                        div.actions {
+                            @if others > 0 {
+                                form method="post" action=(format!("{path}/revoke-others")) {
+                                    (self.csrf_field(session))
+                                    button type="submit" { "Sign out of all other sessions" }
+                                }
+                            }
+                            form method="post" action=(format!("{path}/revoke-all")) {
+                                (self.csrf_field(session))
+                                button.danger type="submit" { "Sign out everywhere" }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        Reply::html(StatusCode::OK, body.into_string())
+    }
+
+    /// A form POST from the page. Refused (403, nothing changed) when it comes from
+    /// another origin or the CSRF token is missing or wrong; else the change and a 303 back
+    /// to the page (to the login page, with the cookie cleared, when this session ended).
+    pub async fn page_action(
+        &self,
+        session: &Session,
+        action: PageAction,
+        form: &PageForm,
+        provenance: Provenance<'_>,
+    ) -> Reply {
+        let manager = self.gate().manager();
+        let token_ok = form
+            .csrf
+            .as_deref()
+            .is_some_and(|t| manager.verify_csrf(session, t));
+        if !provenance.is_same_origin() || !token_ok {
+            tracing::info!(session_id = %session.id(), "refused a session-page form: cross-site or bad CSRF token");
+            let page = html! {
+                (DOCTYPE)
+                html lang="en" { head { meta charset="utf-8"; title { "Request refused" } }
+                body { main { h1 { "Request refused" }
+                    p { "This request did not come from the sessions page. Nothing was changed." }
+                    p { a href=(self.page_path()) { "Back to your sessions" } } } } }
+            };
+            return Reply::html(StatusCode::FORBIDDEN, page.into_string());
+        }
+        let result = match action {
+            PageAction::Revoke => match form.session_id.as_deref().unwrap_or_default().parse() {
+                Ok(id) => manager
+                    .revoke_owned(
+                        session.user_id(),
+                        id,
+                        RevocationReason::RevokedByUser,
+                        Actor::User,
+                    )
+                    .await
+                    .map(|()| id == session.id()),
+                Err(_) => Err(crate::SessionError::NotFound(crate::SessionId::random())),
+            },
+            PageAction::RevokeOthers => manager
+                .revoke_all(
+                    session.user_id(),
+                    RevokeScope::UserSessions,
+                    Some(session.id()),
+                    RevocationReason::RevokedByUser,
+                    Actor::User,
+                )
+                .await
+                .map(|_| false),
+            PageAction::RevokeAll => manager
+                .revoke_all(
+                    session.user_id(),
+                    RevokeScope::All,
+                    None,
+                    RevocationReason::SignedOutEverywhere,
+                    Actor::User,
+                )
+                .await
+                .map(|_| true),
+        };
+        match result {
+            Ok(false) => Reply::see_other(self.page_path()),
+            Ok(true) => Reply::see_other(self.login_path())
+                .with_header(SET_COOKIE, self.gate().cookie().removal().clone()),
+            Err(e) => Reply::from_error(&e),
+        }
+    }
+}
