@@ -33,11 +33,11 @@ pub struct Settings {
     pub admin_token: Option<String>,
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn secs(name: &str, default: u64) -> Result<Duration, String> {
+fn secs(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+) -> Result<Duration, String> {
     match var(name) {
         None => Ok(Duration::from_secs(default)),
         Some(v) => v
@@ -57,6 +57,19 @@ impl Settings {
     ///
     /// A message naming the variable that is wrong.
     pub fn from_env(default_port: u16) -> Result<Self, String> {
+        Self::from_lookup(default_port, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Settings::from_env`], reading variables through `lookup` (tests pass a list).
+    ///
+    /// # Errors
+    ///
+    /// A message naming the variable that is wrong.
+    pub fn from_lookup(
+        default_port: u16,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let bind: IpAddr = var("BIND")
             .unwrap_or_else(|| "127.0.0.1".into())
             .parse()
@@ -82,11 +95,11 @@ impl Settings {
             Some(_) => return Err("SESSION_COOKIE_SECURE must be true or false".into()),
         };
         let config = SessionConfig::new()
-            .with_ttl(secs("SESSION_TTL_SECS", 604_800)?)
+            .with_ttl(secs(&var, "SESSION_TTL_SECS", 604_800)?)
             .map_err(|e| format!("SESSION_TTL_SECS: {e}"))?
-            .with_idle_timeout(secs("SESSION_IDLE_SECS", 86_400)?)
+            .with_idle_timeout(secs(&var, "SESSION_IDLE_SECS", 86_400)?)
             .map_err(|e| format!("SESSION_IDLE_SECS: {e}"))?
-            .with_cache_ttl(secs("SESSION_CACHE_SECS", 30)?);
+            .with_cache_ttl(secs(&var, "SESSION_CACHE_SECS", 30)?);
         Ok(Self {
             addr: SocketAddr::new(bind, port),
             store: var("SESSION_STORE").unwrap_or_else(|| "memory".into()),
