@@ -529,9 +529,9 @@ async fn garbage_cookie_is_invalid(binary: &str) {
     }
 }
 
-/// A browser navigation to a page with a revoked cookie → 303 to
-/// `/login?return_to=PATH` with the deleting cookie; with no cookie, the same redirect
-/// and no `Set-Cookie`; with a good one, the page.
+/// A browser navigation to `/` with a revoked cookie → 303 to `/login?return_to=%2F`
+/// with the deleting cookie; with no cookie, the same redirect and no `Set-Cookie`; with
+/// a good one, the page.
 async fn navigation_with_revoked_cookie_redirects_to_login(binary: &str) {
     let app = App::spawn(binary, &[]);
     let mut first = logged_in(&app, FIREFOX, "alice").await;
@@ -541,35 +541,67 @@ async fn navigation_with_revoked_cookie_redirects_to_login(binary: &str) {
     let reply = second.navigate("/").await;
     reply.assert_status(200);
     assert_eq!(reply.media_type().as_deref(), Some("text/html"));
-    assert!(reply.text().contains("alice"), "{}", reply.text());
-    assert!(
-        reply.text().contains("/account/sessions"),
-        "{}",
-        reply.text()
-    );
+    let html = reply.text();
+    assert!(html.contains("alice"), "{html}");
+    assert!(html.contains("/account/sessions"), "{html}");
+    assert!(html.contains("/logout"), "{html}");
 
-    let second_id = me(&mut second, "alice").await;
-    first
-        .delete(&format!("/sessions/{second_id}"))
+    revoke(&mut first, &mut second).await;
+    second.set_token(Some(&second_token));
+    assert_redirects_to_login(&mut second, "/", "%2F", true).await;
+    assert_redirects_to_login(&mut app.browser(CHROME), "/", "%2F", false).await;
+}
+
+/// `GET /account/sessions`: the HTML list (device from the user agent, IP, a form per
+/// session); a rejected navigation to it → 303 to `/login?return_to=%2Faccount%2Fsessions`.
+async fn account_sessions_page(binary: &str) {
+    let app = App::spawn(binary, &[]);
+    let mut first = logged_in(&app, FIREFOX, "alice").await;
+    let mut second = logged_in(&app, IPHONE, "alice").await;
+    let second_token = second.token().expect("token").to_owned();
+
+    let reply = first.navigate("/account/sessions").await;
+    reply.assert_status(200);
+    assert_eq!(reply.media_type().as_deref(), Some("text/html"));
+    let html = reply.text();
+    for needle in ["Firefox", "Linux", "127.0.0.1", "<form"] {
+        assert!(html.contains(needle), "no {needle:?} in {html}");
+    }
+
+    revoke(&mut first, &mut second).await;
+    second.set_token(Some(&second_token));
+    let (path, encoded) = ("/account/sessions", "%2Faccount%2Fsessions");
+    assert_redirects_to_login(&mut second, path, encoded, true).await;
+    assert_redirects_to_login(&mut app.browser(CHROME), path, encoded, false).await;
+}
+
+/// `by` revokes `whom`'s session with `DELETE /sessions/{id}`.
+async fn revoke(by: &mut Browser, whom: &mut Browser) {
+    let id = me(whom, "alice").await;
+    by.delete(&format!("/sessions/{id}"))
         .await
         .assert_status(204);
+}
 
-    for (path, encoded) in [("/", "%2F"), ("/account/sessions", "%2Faccount%2Fsessions")] {
-        second.set_token(Some(&second_token));
-        let reply = second.navigate(path).await;
-        reply.assert_status(303);
-        let location = reply.header("location").expect("a Location");
-        assert!(
-            location == format!("/login?return_to={encoded}")
-                || location == format!("/login?return_to={path}"),
-            "Location {location:?} for {path}"
-        );
+/// A navigation to `path` → 303 to `/login?return_to=PATH` (percent-encoded as
+/// `encoded`, or raw), clearing the cookie when the browser sent one.
+async fn assert_redirects_to_login(
+    browser: &mut Browser,
+    path: &str,
+    encoded: &str,
+    had_cookie: bool,
+) {
+    let reply = browser.navigate(path).await;
+    reply.assert_status(303);
+    let location = reply.header("location").expect("a Location");
+    assert!(
+        location == format!("/login?return_to={encoded}")
+            || location == format!("/login?return_to={path}"),
+        "Location {location:?} for {path}"
+    );
+    if had_cookie {
         assert_deletes_cookie(&reply, false);
-
-        let mut anonymous = app.browser(CHROME);
-        let reply = anonymous.navigate(path).await;
-        reply.assert_status(303);
-        assert_eq!(reply.header("location"), Some(location));
+    } else {
         assert_eq!(reply.raw_set_cookies(), Vec::<String>::new());
     }
 }
@@ -743,6 +775,7 @@ macro_rules! conformance {
                     forged_token_is_invalid,
                     garbage_cookie_is_invalid,
                     navigation_with_revoked_cookie_redirects_to_login,
+                    account_sessions_page,
                     login_return_to_only_local_paths,
                     bad_login_is_401_without_cookie,
                     login_with_existing_cookie_replaces_session,
