@@ -31,6 +31,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
+mod in_process;
+
+pub use in_process::Framework;
+
+use example_support::{Demo, Settings};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
@@ -66,16 +71,96 @@ const CONTRACT_ENV: &[&str] = &[
 /// Binaries already built by this test process, so that parallel tests build each once.
 static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// A running example app, killed when dropped.
+/// Where a scenario runs: an example binary in its own process, or an example app's
+/// router served from inside the test process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The binary `axum-app` or `actix-app`, configured by environment variables.
+    Binary(Framework),
+    /// The same app served in this process, configured by the same variables.
+    InProcess(Framework),
+}
+
+impl Target {
+    /// The framework that serves the app.
+    #[must_use]
+    pub fn framework(self) -> Framework {
+        match self {
+            Self::Binary(f) | Self::InProcess(f) => f,
+        }
+    }
+}
+
+/// A running example app, stopped when dropped.
 #[derive(Debug)]
 pub struct App {
-    child: Child,
+    runner: Runner,
     base_url: String,
     output: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+enum Runner {
+    Process {
+        child: Child,
+        readers: Vec<JoinHandle<()>>,
+    },
+    /// Held for its `Drop`, which stops the server.
+    InProcess(#[allow(dead_code)] in_process::Server),
 }
 
 impl App {
+    /// Starts the app of `target` configured by `envs` (over the harness defaults, as
+    /// [`App::spawn`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`App::spawn`], or when `envs` do not configure a valid app.
+    pub fn start(target: Target, envs: &[(&str, &str)]) -> Self {
+        Self::start_with(target, envs, &[])
+    }
+
+    /// As [`App::start`], leaving out the variables in `unset` (see [`App::spawn_with`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`App::start`].
+    pub fn start_with(target: Target, envs: &[(&str, &str)], unset: &[&str]) -> Self {
+        match target {
+            Target::Binary(framework) => Self::spawn_with(framework.binary(), envs, unset),
+            Target::InProcess(framework) => {
+                let defaults = [("SESSION_COOKIE_SECURE", "false")];
+                let vars: Vec<(&str, &str)> = defaults
+                    .iter()
+                    .chain(envs)
+                    .copied()
+                    .filter(|(name, _)| !unset.contains(name))
+                    .collect();
+                let settings = Settings::from_lookup(0, |name| {
+                    vars.iter()
+                        .rev()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, v)| (*v).to_owned())
+                })
+                .expect("valid settings");
+                let demo = Demo::new(&settings).expect("the configured store opens");
+                Self::serve(framework, demo)
+            }
+        }
+    }
+
+    /// Serves `demo` with `framework` from inside this process: share one [`Demo`] between
+    /// frameworks, or give it a store that counts calls or fails.
+    #[must_use]
+    pub fn serve(framework: Framework, demo: Demo) -> Self {
+        let (server, addr) = in_process::Server::start(framework, demo);
+        Self {
+            runner: Runner::InProcess(server),
+            base_url: format!("http://{addr}"),
+            output: Arc::default(),
+        }
+    }
+
     /// Starts `binary_name` with `PORT=0`, `BIND=127.0.0.1`, `SESSION_COOKIE_SECURE=false`
     /// and then `envs` (which may override those), and waits for it to be ready.
     ///
@@ -157,10 +242,9 @@ impl App {
             }
         };
         Self {
-            child,
+            runner: Runner::Process { child, readers },
             base_url,
             output,
-            readers,
         }
     }
 
@@ -187,15 +271,18 @@ impl App {
 
 impl Drop for App {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let Runner::Process { child, readers } = &mut self.runner else {
+            return;
+        };
+        let _ = child.kill();
+        let _ = child.wait();
         // The pipes close with the process; wait a little for the last lines, but never
         // hang on a reader (a grandchild could still hold a pipe).
         let deadline = Instant::now() + Duration::from_secs(1);
-        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+        while readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
-        for reader in self.readers.drain(..) {
+        for reader in readers.drain(..) {
             if reader.is_finished() {
                 let _ = reader.join();
             }

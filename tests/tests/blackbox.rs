@@ -1,6 +1,6 @@
 //! Black-box scenarios from `shared/CONTRACT.md`, run against every example app.
 //!
-//! Each scenario is an `async fn(binary)` that starts its own app instance, so they run
+//! Each scenario is an `async fn(target)` that starts its own app instance, so they run
 //! in parallel; [`conformance!`] turns the list into one `#[tokio::test]` per scenario
 //! and per app (`axum::login_sets_session_cookie`, …). A new example gets the whole
 //! suite by one more line in the `conformance!` call at the bottom.
@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use session_conformance::{App, Browser, COOKIE_NAME, Reply};
+use session_conformance::{App, Browser, COOKIE_NAME, Framework, Reply, Target};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -215,8 +215,8 @@ fn forge(token: &str) -> String {
 // ---------------------------------------------------------------------------------------
 
 /// GET /login is the HTML form with `username`, `password` and `return_to`.
-async fn login_page_is_a_form(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn login_page_is_a_form(target: Target) {
+    let app = App::start(target, &[]);
     let mut browser = app.browser(FIREFOX);
     let reply = browser.navigate("/login").await;
     reply.assert_status(200);
@@ -235,8 +235,8 @@ async fn login_page_is_a_form(binary: &str) {
 
 /// A good login: 303 to `/`, the contract's cookie, and `/me` names the session that
 /// `/sessions` marks current.
-async fn login_sets_session_cookie(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn login_sets_session_cookie(target: Target) {
+    let app = App::start(target, &[]);
     let mut browser = app.browser(FIREFOX);
     let token = assert_logged_in(&browser.login("alice", "alice-password").await, "/", false);
     assert_eq!(browser.token(), Some(token.as_str()));
@@ -249,8 +249,8 @@ async fn login_sets_session_cookie(binary: &str) {
 
 /// Two logins as alice: `/sessions` lists both, newest first, with the contract's fields;
 /// `current` only on the asking session.
-async fn sessions_lists_every_session_newest_first(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn sessions_lists_every_session_newest_first(target: Target) {
+    let app = App::start(target, &[]);
     let before = OffsetDateTime::now_utc();
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -296,8 +296,8 @@ async fn sessions_lists_every_session_newest_first(binary: &str) {
 
 /// DELETE /sessions/{other} → 204; the other browser is then rejected as revoked, and
 /// the deleting browser is not.
-async fn delete_session_revokes_it(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn delete_session_revokes_it(target: Target) {
+    let app = App::start(target, &[]);
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     let mut second = logged_in(&app, IPHONE, "alice").await;
     let first_id = me(&mut first, "alice").await;
@@ -324,8 +324,8 @@ async fn delete_session_revokes_it(binary: &str) {
 
 /// POST /sessions/revoke-others → `{"revoked": 2}`; the others are revoked, the current
 /// one goes on; a second call revokes nothing.
-async fn revoke_others_keeps_current(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn revoke_others_keeps_current(target: Target) {
+    let app = App::start(target, &[]);
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     let mut second = logged_in(&app, IPHONE, "alice").await;
     let mut third = logged_in(&app, CHROME, "alice").await;
@@ -352,8 +352,8 @@ async fn revoke_others_keeps_current(binary: &str) {
 
 /// POST /sessions/revoke-all → `{"revoked": 2}`, clears the cookie; both sessions, the
 /// current one included, are revoked; another user's are not.
-async fn revoke_all_signs_out_everywhere(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn revoke_all_signs_out_everywhere(target: Target) {
+    let app = App::start(target, &[]);
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     let mut second = logged_in(&app, IPHONE, "alice").await;
     let mut bob = logged_in(&app, CHROME, "bob").await;
@@ -373,8 +373,8 @@ async fn revoke_all_signs_out_everywhere(binary: &str) {
 
 /// POST /logout → 303 to `/login` with the deleting cookie; the old cookie is then
 /// rejected as revoked.
-async fn logout_revokes_session(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn logout_revokes_session(target: Target) {
+    let app = App::start(target, &[]);
     let mut browser = logged_in(&app, FIREFOX, "alice").await;
     let mut other = logged_in(&app, IPHONE, "alice").await;
     let token = browser.token().expect("token").to_owned();
@@ -394,8 +394,8 @@ async fn logout_revokes_session(binary: &str) {
 
 /// POST /password-reset (form) revokes all of alice's sessions and changes her password;
 /// bob is untouched; an unknown user gets `{"revoked": 0}`.
-async fn password_reset_revokes_all_sessions(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn password_reset_revokes_all_sessions(target: Target) {
+    let app = App::start(target, &[]);
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     let mut second = logged_in(&app, IPHONE, "alice").await;
     let mut bob = logged_in(&app, CHROME, "bob").await;
@@ -440,8 +440,8 @@ async fn password_reset_revokes_all_sessions(binary: &str) {
 }
 
 /// POST /password-reset also takes JSON.
-async fn password_reset_accepts_json(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn password_reset_accepts_json(target: Target) {
+    let app = App::start(target, &[]);
     let mut carol = logged_in(&app, FIREFOX, "carol").await;
 
     let mut anonymous = app.browser(CHROME);
@@ -467,8 +467,8 @@ async fn password_reset_accepts_json(binary: &str) {
 }
 
 /// Bob cannot revoke alice's session by its id: 404, and alice goes on.
-async fn cannot_delete_another_users_session(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn cannot_delete_another_users_session(target: Target) {
+    let app = App::start(target, &[]);
     let mut alice = logged_in(&app, FIREFOX, "alice").await;
     let mut bob = logged_in(&app, IPHONE, "bob").await;
     let alice_id = me(&mut alice, "alice").await;
@@ -483,8 +483,8 @@ async fn cannot_delete_another_users_session(binary: &str) {
 }
 
 /// DELETE of an id nobody has → 404, and nothing is revoked.
-async fn delete_unknown_session_is_404(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn delete_unknown_session_is_404(target: Target) {
+    let app = App::start(target, &[]);
     let mut alice = logged_in(&app, FIREFOX, "alice").await;
     let alice_id = me(&mut alice, "alice").await;
 
@@ -497,8 +497,8 @@ async fn delete_unknown_session_is_404(binary: &str) {
 }
 
 /// GET /me without a cookie → 401 `session_missing`, and no `Set-Cookie`.
-async fn missing_cookie_is_rejected_without_set_cookie(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn missing_cookie_is_rejected_without_set_cookie(target: Target) {
+    let app = App::start(target, &[]);
     let mut browser = app.browser(FIREFOX);
     assert_rejected_without_cookie(&browser.get("/me").await, "session_missing");
     assert_rejected_without_cookie(&browser.get("/sessions").await, "session_missing");
@@ -506,8 +506,8 @@ async fn missing_cookie_is_rejected_without_set_cookie(binary: &str) {
 
 /// A token of the right shape with one character changed → 401 `session_invalid` with
 /// the deleting cookie; the real session is not harmed.
-async fn forged_token_is_invalid(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn forged_token_is_invalid(target: Target) {
+    let app = App::start(target, &[]);
     let mut alice = logged_in(&app, FIREFOX, "alice").await;
     let token = alice.token().expect("token").to_owned();
     let alice_id = me(&mut alice, "alice").await;
@@ -520,8 +520,8 @@ async fn forged_token_is_invalid(binary: &str) {
 }
 
 /// A cookie value that is no token at all → 401 `session_invalid` with the deleting cookie.
-async fn garbage_cookie_is_invalid(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn garbage_cookie_is_invalid(target: Target) {
+    let app = App::start(target, &[]);
     for garbage in ["garbage", "not-a-token.at-all", "AAAA"] {
         let mut browser = app.browser(FIREFOX);
         browser.set_token(Some(garbage));
@@ -532,8 +532,8 @@ async fn garbage_cookie_is_invalid(binary: &str) {
 /// A browser navigation to `/` with a revoked cookie → 303 to `/login?return_to=%2F`
 /// with the deleting cookie; with no cookie, the same redirect and no `Set-Cookie`; with
 /// a good one, the page.
-async fn navigation_with_revoked_cookie_redirects_to_login(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn navigation_with_revoked_cookie_redirects_to_login(target: Target) {
+    let app = App::start(target, &[]);
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     let mut second = logged_in(&app, IPHONE, "alice").await;
     let second_token = second.token().expect("token").to_owned();
@@ -554,8 +554,8 @@ async fn navigation_with_revoked_cookie_redirects_to_login(binary: &str) {
 
 /// `GET /account/sessions`: the HTML list (device from the user agent, IP, a form per
 /// session); a rejected navigation to it → 303 to `/login?return_to=%2Faccount%2Fsessions`.
-async fn account_sessions_page(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn account_sessions_page(target: Target) {
+    let app = App::start(target, &[]);
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     let mut second = logged_in(&app, IPHONE, "alice").await;
     let second_token = second.token().expect("token").to_owned();
@@ -607,8 +607,8 @@ async fn assert_redirects_to_login(
 }
 
 /// `return_to` is followed when it is a local path, and replaced by `/` otherwise.
-async fn login_return_to_only_local_paths(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn login_return_to_only_local_paths(target: Target) {
+    let app = App::start(target, &[]);
     for (return_to, location) in [
         ("/sessions", "/sessions"),
         ("/account/sessions?tab=1", "/account/sessions?tab=1"),
@@ -636,8 +636,8 @@ async fn login_return_to_only_local_paths(binary: &str) {
 }
 
 /// A bad password or unknown user → 401 HTML form again, no `Set-Cookie`, no session.
-async fn bad_login_is_401_without_cookie(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn bad_login_is_401_without_cookie(target: Target) {
+    let app = App::start(target, &[]);
     for (user, password) in [
         ("alice", "wrong-password"),
         ("alice", "bob-password"),
@@ -660,8 +660,8 @@ async fn bad_login_is_401_without_cookie(binary: &str) {
 }
 
 /// A login that brings a session cookie revokes that session and issues a new one.
-async fn login_with_existing_cookie_replaces_session(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn login_with_existing_cookie_replaces_session(target: Target) {
+    let app = App::start(target, &[]);
     let mut browser = logged_in(&app, FIREFOX, "alice").await;
     let old_token = browser.token().expect("token").to_owned();
     let old_id = me(&mut browser, "alice").await;
@@ -681,8 +681,8 @@ async fn login_with_existing_cookie_replaces_session(binary: &str) {
 
 /// With `SESSION_COOKIE_SECURE` unset the app's default is `Secure`: on the login cookie
 /// and on every deleting cookie.
-async fn cookie_is_secure_by_default(binary: &str) {
-    let app = App::spawn_with(binary, &[], &["SESSION_COOKIE_SECURE"]);
+async fn cookie_is_secure_by_default(target: Target) {
+    let app = App::start_with(target, &[], &["SESSION_COOKIE_SECURE"]);
     let mut browser = app.browser(FIREFOX);
     let token = assert_logged_in(&browser.login("alice", "alice-password").await, "/", true);
 
@@ -702,8 +702,8 @@ async fn cookie_is_secure_by_default(binary: &str) {
 }
 
 /// Malformed cookies get a 4xx, never a 5xx or a dropped connection.
-async fn malformed_cookies_get_4xx(binary: &str) {
-    let app = App::spawn(binary, &[]);
+async fn malformed_cookies_get_4xx(target: Target) {
+    let app = App::start(target, &[]);
     let alice = logged_in(&app, FIREFOX, "alice").await;
     let token = alice.token().expect("token").to_owned();
     let big = "A".repeat(64 * 1024);
@@ -745,21 +745,23 @@ async fn malformed_cookies_get_4xx(binary: &str) {
 // Every scenario, for every example app.
 // ---------------------------------------------------------------------------------------
 
-/// `conformance!(module => "binary", …)`: a module of `#[tokio::test]`s per app, one per
-/// scenario.
+/// `conformance!(module => target, …)`: a module of `#[tokio::test]`s per app (a binary, or
+/// the same app served in-process), one per scenario.
 macro_rules! conformance {
-    (@tests $binary:literal; $($scenario:ident),* $(,)?) => {
+    (@tests $target:expr; $($scenario:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $scenario() {
-                super::$scenario($binary).await;
+                super::$scenario($target).await;
             }
         )*
     };
-    ($($module:ident => $binary:literal),* $(,)?) => {
+    ($($module:ident => $target:expr),* $(,)?) => {
         $(
             mod $module {
-                conformance!(@tests $binary;
+                #[allow(unused_imports)]
+                use super::{Framework, Target};
+                conformance!(@tests $target;
                     login_page_is_a_form,
                     login_sets_session_cookie,
                     sessions_lists_every_session_newest_first,
@@ -787,4 +789,9 @@ macro_rules! conformance {
     };
 }
 
-conformance!(axum => "axum-app");
+conformance!(
+    axum => Target::Binary(Framework::Axum),
+    actix => Target::Binary(Framework::Actix),
+    axum_in_process => Target::InProcess(Framework::Axum),
+    actix_in_process => Target::InProcess(Framework::Actix),
+);
