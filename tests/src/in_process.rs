@@ -48,7 +48,9 @@ impl Server {
     /// Serves `demo` with `framework`; returns the server and its address.
     pub(crate) fn start(framework: Framework, demo: Demo) -> (Self, SocketAddr) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("non-blocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
         let addr = listener.local_addr().expect("bound address");
         let (stop, thread) = match framework {
             Framework::Axum => {
@@ -62,8 +64,8 @@ impl Server {
                     runtime.block_on(async move {
                         let listener =
                             tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                        let app = axum_app::app(demo)
-                            .into_make_service_with_connect_info::<SocketAddr>();
+                        let app =
+                            axum_app::app(demo).into_make_service_with_connect_info::<SocketAddr>();
                         axum::serve(listener, app)
                             .with_graceful_shutdown(async {
                                 let _ = rx.await;
