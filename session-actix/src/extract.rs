@@ -2,48 +2,45 @@
 
 use std::future::{Ready, ready};
 
+use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, dev::Payload};
-use session_core::{Rejection, Session};
+use session_core::{Rejection, Session, Unextracted, extract_session};
 
 use crate::response::rejection_response;
 
-/// The request's valid session. Rejects with the middleware's answer (401, 303 or 503)
-/// when there is none; `Option<ValidSession>` where a session is optional.
+/// The request's valid session, from [`SessionCheck`](crate::SessionCheck). Without one,
+/// fails with the middleware's rejection (401, 303 or 503); actix's `Option<ValidSession>`
+/// where a session is optional.
 #[derive(Clone, Debug)]
 pub struct ValidSession(pub Session);
 
-/// Why [`ValidSession`] could not be extracted.
+/// The error of a failed [`ValidSession`] extraction; its response is the rejection.
 #[derive(Debug)]
-#[non_exhaustive]
-pub enum SessionRejection {
-    /// The session was refused; the response is the middleware's rejection.
-    Denied(Rejection),
-    /// No [`SessionCheck`](crate::SessionCheck) wraps this route: a set-up mistake (500).
-    MiddlewareMissing,
-}
+pub struct SessionRejection(pub Unextracted);
 
 impl std::fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Denied(r) => write!(f, "session refused: {}", r.code().as_str()),
-            Self::MiddlewareMissing => f.write_str("SessionCheck is missing for this route"),
+        match &self.0 {
+            Unextracted::Denied(r) => write!(f, "session refused: {}", r.code().as_str()),
+            _ => f.write_str(Unextracted::MIDDLEWARE_MISSING),
         }
     }
 }
 
 impl ResponseError for SessionRejection {
-    fn status_code(&self) -> actix_web::http::StatusCode {
-        match self {
-            Self::Denied(r) => actix_web::http::StatusCode::from_u16(r.status().as_u16())
-                .unwrap_or(actix_web::http::StatusCode::UNAUTHORIZED),
-            Self::MiddlewareMissing => actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+    fn status_code(&self) -> StatusCode {
+        match &self.0 {
+            Unextracted::Denied(r) => {
+                StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::UNAUTHORIZED)
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        match self {
-            Self::Denied(r) => rejection_response(r),
-            Self::MiddlewareMissing => HttpResponse::InternalServerError().body(self.to_string()),
+        match &self.0 {
+            Unextracted::Denied(r) => rejection_response(r),
+            _ => HttpResponse::InternalServerError().body(Unextracted::MIDDLEWARE_MISSING),
         }
     }
 }
@@ -54,12 +51,10 @@ impl FromRequest for ValidSession {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let extensions = req.extensions();
-        ready(if let Some(session) = extensions.get::<Session>() {
-            Ok(Self(session.clone()))
-        } else if let Some(rejection) = extensions.get::<Rejection>() {
-            Err(SessionRejection::Denied(rejection.clone()))
-        } else {
-            Err(SessionRejection::MiddlewareMissing)
-        })
+        ready(
+            extract_session(extensions.get::<Session>(), extensions.get::<Rejection>())
+                .map(Self)
+                .map_err(SessionRejection),
+        )
     }
 }

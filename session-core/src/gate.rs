@@ -275,6 +275,40 @@ impl SessionGate {
     }
 }
 
+/// Why a handler's session extractor found no session.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Unextracted {
+    /// The session was refused; answer with the adapter's rejection.
+    Denied(Box<Rejection>),
+    /// No session middleware ran for this route: a set-up mistake (500).
+    MiddlewareMissing,
+}
+
+impl Unextracted {
+    /// The text of the 500 for [`Unextracted::MiddlewareMissing`].
+    pub const MIDDLEWARE_MISSING: &'static str =
+        "no session middleware (SessionLayer / SessionCheck) ran for this route";
+}
+
+/// What a session extractor answers, from what the middleware left in the request's
+/// extensions: the session, or the rejection it put there (optional mode), or nothing
+/// (no middleware).
+///
+/// # Errors
+///
+/// [`Unextracted`] when there is no session.
+pub fn extract_session(
+    session: Option<&Session>,
+    rejection: Option<&Rejection>,
+) -> Result<Session, Unextracted> {
+    match (session, rejection) {
+        (Some(session), _) => Ok(session.clone()),
+        (None, Some(rejection)) => Err(Unextracted::Denied(Box::new(rejection.clone()))),
+        (None, None) => Err(Unextracted::MiddlewareMissing),
+    }
+}
+
 /// `target` if it is a local path safe to redirect to (one leading `/`, not `//`, no
 /// scheme, no backslash, no control characters), else `/`. Stops open redirects.
 #[must_use]

@@ -65,7 +65,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CookieConfig, SessionConfig};
 pub use error::{ConfigError, SessionError, StoreError};
 pub use events::{EventType, SessionEvent};
-pub use gate::{Check, Pending, RequestHead, SessionGate, local_redirect};
+pub use gate::{
+    Check, Pending, RequestHead, SessionGate, Unextracted, extract_session, local_redirect,
+};
 pub use http;
 pub use manager::{ClientInfo, Denial, Issued, LoginEpoch, Session, SessionManager};
 pub use model::{

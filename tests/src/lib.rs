@@ -116,8 +116,8 @@ impl App {
     /// # Panics
     ///
     /// As [`App::spawn`], or when `envs` do not configure a valid app.
-    pub fn start(target: Target, envs: &[(&str, &str)]) -> Self {
-        Self::start_with(target, envs, &[])
+    pub async fn start(target: Target, envs: &[(&str, &str)]) -> Self {
+        Self::start_with(target, envs, &[]).await
     }
 
     /// As [`App::start`], leaving out the variables in `unset` (see [`App::spawn_with`]).
@@ -125,7 +125,7 @@ impl App {
     /// # Panics
     ///
     /// As [`App::start`].
-    pub fn start_with(target: Target, envs: &[(&str, &str)], unset: &[&str]) -> Self {
+    pub async fn start_with(target: Target, envs: &[(&str, &str)], unset: &[&str]) -> Self {
         match target {
             Target::Binary(framework) => Self::spawn_with(framework.binary(), envs, unset),
             Target::InProcess(framework) => {
@@ -143,7 +143,9 @@ impl App {
                         .map(|(_, v)| (*v).to_owned())
                 })
                 .expect("valid settings");
-                let demo = Demo::new(&settings).expect("the configured store opens");
+                let demo = Demo::open(&settings)
+                    .await
+                    .expect("the configured store opens");
                 Self::serve(framework, demo)
             }
         }

@@ -216,7 +216,7 @@ fn forge(token: &str) -> String {
 
 /// GET /login is the HTML form with `username`, `password` and `return_to`.
 async fn login_page_is_a_form(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut browser = app.browser(FIREFOX);
     let reply = browser.navigate("/login").await;
     reply.assert_status(200);
@@ -236,7 +236,7 @@ async fn login_page_is_a_form(target: Target) {
 /// A good login: 303 to `/`, the contract's cookie, and `/me` names the session that
 /// `/sessions` marks current.
 async fn login_sets_session_cookie(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut browser = app.browser(FIREFOX);
     let token = assert_logged_in(&browser.login("alice", "alice-password").await, "/", false);
     assert_eq!(browser.token(), Some(token.as_str()));
@@ -250,7 +250,7 @@ async fn login_sets_session_cookie(target: Target) {
 /// Two logins as alice: `/sessions` lists both, newest first, with the contract's fields;
 /// `current` only on the asking session.
 async fn sessions_lists_every_session_newest_first(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let before = OffsetDateTime::now_utc();
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -297,7 +297,7 @@ async fn sessions_lists_every_session_newest_first(target: Target) {
 /// DELETE /sessions/{other} → 204; the other browser is then rejected as revoked, and
 /// the deleting browser is not.
 async fn delete_session_revokes_it(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     let mut second = logged_in(&app, IPHONE, "alice").await;
     let first_id = me(&mut first, "alice").await;
@@ -325,7 +325,7 @@ async fn delete_session_revokes_it(target: Target) {
 /// POST /sessions/revoke-others → `{"revoked": 2}`; the others are revoked, the current
 /// one goes on; a second call revokes nothing.
 async fn revoke_others_keeps_current(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     let mut second = logged_in(&app, IPHONE, "alice").await;
     let mut third = logged_in(&app, CHROME, "alice").await;
@@ -353,7 +353,7 @@ async fn revoke_others_keeps_current(target: Target) {
 /// POST /sessions/revoke-all → `{"revoked": 2}`, clears the cookie; both sessions, the
 /// current one included, are revoked; another user's are not.
 async fn revoke_all_signs_out_everywhere(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     let mut second = logged_in(&app, IPHONE, "alice").await;
     let mut bob = logged_in(&app, CHROME, "bob").await;
@@ -374,7 +374,7 @@ async fn revoke_all_signs_out_everywhere(target: Target) {
 /// POST /logout → 303 to `/login` with the deleting cookie; the old cookie is then
 /// rejected as revoked.
 async fn logout_revokes_session(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut browser = logged_in(&app, FIREFOX, "alice").await;
     let mut other = logged_in(&app, IPHONE, "alice").await;
     let token = browser.token().expect("token").to_owned();
@@ -395,7 +395,7 @@ async fn logout_revokes_session(target: Target) {
 /// POST /password-reset (form) revokes all of alice's sessions and changes her password;
 /// bob is untouched; an unknown user gets `{"revoked": 0}`.
 async fn password_reset_revokes_all_sessions(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     let mut second = logged_in(&app, IPHONE, "alice").await;
     let mut bob = logged_in(&app, CHROME, "bob").await;
@@ -441,7 +441,7 @@ async fn password_reset_revokes_all_sessions(target: Target) {
 
 /// POST /password-reset also takes JSON.
 async fn password_reset_accepts_json(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut carol = logged_in(&app, FIREFOX, "carol").await;
 
     let mut anonymous = app.browser(CHROME);
@@ -468,7 +468,7 @@ async fn password_reset_accepts_json(target: Target) {
 
 /// Bob cannot revoke alice's session by its id: 404, and alice goes on.
 async fn cannot_delete_another_users_session(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut alice = logged_in(&app, FIREFOX, "alice").await;
     let mut bob = logged_in(&app, IPHONE, "bob").await;
     let alice_id = me(&mut alice, "alice").await;
@@ -484,7 +484,7 @@ async fn cannot_delete_another_users_session(target: Target) {
 
 /// DELETE of an id nobody has → 404, and nothing is revoked.
 async fn delete_unknown_session_is_404(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut alice = logged_in(&app, FIREFOX, "alice").await;
     let alice_id = me(&mut alice, "alice").await;
 
@@ -498,7 +498,7 @@ async fn delete_unknown_session_is_404(target: Target) {
 
 /// GET /me without a cookie → 401 `session_missing`, and no `Set-Cookie`.
 async fn missing_cookie_is_rejected_without_set_cookie(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut browser = app.browser(FIREFOX);
     assert_rejected_without_cookie(&browser.get("/me").await, "session_missing");
     assert_rejected_without_cookie(&browser.get("/sessions").await, "session_missing");
@@ -507,7 +507,7 @@ async fn missing_cookie_is_rejected_without_set_cookie(target: Target) {
 /// A token of the right shape with one character changed → 401 `session_invalid` with
 /// the deleting cookie; the real session is not harmed.
 async fn forged_token_is_invalid(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut alice = logged_in(&app, FIREFOX, "alice").await;
     let token = alice.token().expect("token").to_owned();
     let alice_id = me(&mut alice, "alice").await;
@@ -521,7 +521,7 @@ async fn forged_token_is_invalid(target: Target) {
 
 /// A cookie value that is no token at all → 401 `session_invalid` with the deleting cookie.
 async fn garbage_cookie_is_invalid(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     for garbage in ["garbage", "not-a-token.at-all", "AAAA"] {
         let mut browser = app.browser(FIREFOX);
         browser.set_token(Some(garbage));
@@ -533,7 +533,7 @@ async fn garbage_cookie_is_invalid(target: Target) {
 /// with the deleting cookie; with no cookie, the same redirect and no `Set-Cookie`; with
 /// a good one, the page.
 async fn navigation_with_revoked_cookie_redirects_to_login(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     let mut second = logged_in(&app, IPHONE, "alice").await;
     let second_token = second.token().expect("token").to_owned();
@@ -555,7 +555,7 @@ async fn navigation_with_revoked_cookie_redirects_to_login(target: Target) {
 /// `GET /account/sessions`: the HTML list (device from the user agent, IP, a form per
 /// session); a rejected navigation to it → 303 to `/login?return_to=%2Faccount%2Fsessions`.
 async fn account_sessions_page(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut first = logged_in(&app, FIREFOX, "alice").await;
     let mut second = logged_in(&app, IPHONE, "alice").await;
     let second_token = second.token().expect("token").to_owned();
@@ -608,7 +608,7 @@ async fn assert_redirects_to_login(
 
 /// `return_to` is followed when it is a local path, and replaced by `/` otherwise.
 async fn login_return_to_only_local_paths(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     for (return_to, location) in [
         ("/sessions", "/sessions"),
         ("/account/sessions?tab=1", "/account/sessions?tab=1"),
@@ -637,7 +637,7 @@ async fn login_return_to_only_local_paths(target: Target) {
 
 /// A bad password or unknown user → 401 HTML form again, no `Set-Cookie`, no session.
 async fn bad_login_is_401_without_cookie(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     for (user, password) in [
         ("alice", "wrong-password"),
         ("alice", "bob-password"),
@@ -661,7 +661,7 @@ async fn bad_login_is_401_without_cookie(target: Target) {
 
 /// A login that brings a session cookie revokes that session and issues a new one.
 async fn login_with_existing_cookie_replaces_session(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let mut browser = logged_in(&app, FIREFOX, "alice").await;
     let old_token = browser.token().expect("token").to_owned();
     let old_id = me(&mut browser, "alice").await;
@@ -682,7 +682,7 @@ async fn login_with_existing_cookie_replaces_session(target: Target) {
 /// With `SESSION_COOKIE_SECURE` unset the app's default is `Secure`: on the login cookie
 /// and on every deleting cookie.
 async fn cookie_is_secure_by_default(target: Target) {
-    let app = App::start_with(target, &[], &["SESSION_COOKIE_SECURE"]);
+    let app = App::start_with(target, &[], &["SESSION_COOKIE_SECURE"]).await;
     let mut browser = app.browser(FIREFOX);
     let token = assert_logged_in(&browser.login("alice", "alice-password").await, "/", true);
 
@@ -703,7 +703,7 @@ async fn cookie_is_secure_by_default(target: Target) {
 
 /// Malformed cookies get a 4xx, never a 5xx or a dropped connection.
 async fn malformed_cookies_get_4xx(target: Target) {
-    let app = App::start(target, &[]);
+    let app = App::start(target, &[]).await;
     let alice = logged_in(&app, FIREFOX, "alice").await;
     let token = alice.token().expect("token").to_owned();
     let big = "A".repeat(64 * 1024);

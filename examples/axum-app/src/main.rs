@@ -5,23 +5,10 @@
 use std::net::SocketAddr;
 
 use axum_app::app;
-use example_support::{Demo, Settings};
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let settings = Settings::from_env(3000).unwrap_or_else(|e| {
-        eprintln!("configuration error: {e}");
-        std::process::exit(2);
-    });
-    let demo = Demo::new(&settings).unwrap_or_else(|e| {
-        eprintln!("configuration error: {e}");
-        std::process::exit(2);
-    });
+    let (settings, demo) = example_support::start(3000).await;
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .unwrap_or_else(|e| {

@@ -115,7 +115,7 @@ impl Settings {
     /// # Errors
     ///
     /// A message when the store kind is unknown or cannot be opened.
-    pub fn open_store(&self) -> Result<Arc<dyn SessionStore>, String> {
+    pub async fn open_store(&self) -> Result<Arc<dyn SessionStore>, String> {
         match self.store.as_str() {
             "memory" => Ok(Arc::new(MemoryStore::new())),
             other => Err(format!(
@@ -123,6 +123,24 @@ impl Settings {
             )),
         }
     }
+}
+
+/// Start-up shared by both example binaries: logging (`RUST_LOG`, default `info`), the
+/// settings from the environment, and the app state. Exits with a message on a
+/// configuration error.
+pub async fn start(default_port: u16) -> (Settings, Demo) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let exit = |e: String| -> ! {
+        eprintln!("configuration error: {e}");
+        std::process::exit(2);
+    };
+    let settings = Settings::from_env(default_port).unwrap_or_else(|e| exit(e));
+    let demo = Demo::open(&settings).await.unwrap_or_else(|e| exit(e));
+    (settings, demo)
 }
 
 /// Everything the routes need.
@@ -142,8 +160,8 @@ impl Demo {
     /// # Errors
     ///
     /// As [`Settings::open_store`].
-    pub fn new(settings: &Settings) -> Result<Self, String> {
-        Ok(Self::with_store(settings, settings.open_store()?))
+    pub async fn open(settings: &Settings) -> Result<Self, String> {
+        Ok(Self::with_store(settings, settings.open_store().await?))
     }
 
     /// The app state from `settings`, over a store of the caller's (tests inject faults).

@@ -1,0 +1,241 @@
+//! Shared set-up: the Redis at `REDIS_URL` (or a skip), prefixes of each test's own, and
+//! reading back what a store keeps.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use session_core::SessionStore;
+use session_core::store::Invalidation;
+use session_redis::RedisStore;
+use tokio::sync::broadcast;
+
+/// `REDIS_URL`, or `None` after saying the tests are skipped.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            println!("skipping: REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("session-redis-test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// A store on `url` under `prefix`; panics when Redis does not answer.
+pub async fn connect(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::with_prefix(url, prefix)
+        .await
+        .unwrap_or_else(|e| panic!("REDIS_URL is set but Redis does not answer: {e}"))
+}
+
+/// A plain connection for the test's own commands; panics when Redis does not answer.
+pub async fn raw(url: &str) -> MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("REDIS_URL is a redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("REDIS_URL is set but Redis does not answer: {e}"))
+}
+
+/// The prefix of each store handed to the conformance suite, by the store's address, so
+/// the suite's `dump` can find the keys of the store it is given.
+static PREFIXES: Mutex<Option<HashMap<usize, (String, String)>>> = Mutex::new(None);
+
+fn address(store: &Arc<dyn SessionStore>) -> usize {
+    Arc::as_ptr(store).cast::<()>() as usize
+}
+
+/// For `store_suite!`: a store under a fresh prefix, or `None` (skip) without `REDIS_URL`.
+pub async fn suite_store() -> Option<Arc<dyn SessionStore>> {
+    let url = redis_url()?;
+    let prefix = unique_prefix();
+    let store: Arc<dyn SessionStore> = Arc::new(connect(&url, &prefix).await);
+    PREFIXES
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .insert(address(&store), (url, prefix));
+    Some(store)
+}
+
+/// For `store_suite!`: every key under the store's prefix, with its value, as text.
+pub async fn suite_dump(store: Arc<dyn SessionStore>) -> String {
+    let (url, prefix) = PREFIXES
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|known| known.get(&address(&store)).cloned())
+        .expect("the store came from suite_store");
+    dump(&mut raw(&url).await, &prefix).await
+}
+
+/// Every key under `prefix`, whatever its type, and its value as text (values that are not
+/// UTF-8 as `hex:…`), one key per line.
+pub async fn dump(conn: &mut MultiplexedConnection, prefix: &str) -> String {
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{}*", glob_escape(prefix)))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .expect("SCAN");
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    let mut out = String::new();
+    for key in keys {
+        let ty: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .expect("TYPE");
+        let values: Vec<Vec<u8>> = match ty.as_str() {
+            "string" => vec![query(conn, redis::cmd("GET").arg(&key)).await],
+            "hash" => query(conn, redis::cmd("HGETALL").arg(&key)).await,
+            "set" => query(conn, redis::cmd("SMEMBERS").arg(&key)).await,
+            "zset" => {
+                query(
+                    conn,
+                    redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES"),
+                )
+                .await
+            }
+            "list" => query(conn, redis::cmd("LRANGE").arg(&key).arg(0).arg(-1)).await,
+            "none" => continue, // expired meanwhile
+            other => panic!("unexpected key type {other}"),
+        };
+        out.push_str(&text(&key));
+        out.push_str(" (");
+        out.push_str(&ty);
+        out.push(')');
+        for value in values {
+            out.push(' ');
+            out.push_str(&text(&value));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+async fn query<T: redis::FromRedisValue>(
+    conn: &mut MultiplexedConnection,
+    cmd: &mut redis::Cmd,
+) -> T {
+    cmd.query_async(conn).await.expect("read back a key")
+}
+
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!("hex:{hex}")
+        }
+    }
+}
+
+fn glob_escape(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Deletes every key under `prefix`.
+pub async fn clean(conn: &mut MultiplexedConnection, prefix: &str) {
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{}*", glob_escape(prefix)))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .expect("SCAN");
+        if !batch.is_empty() {
+            let _: i64 = redis::cmd("UNLINK")
+                .arg(batch)
+                .query_async(conn)
+                .await
+                .expect("UNLINK");
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
+/// The next invalidation within `deadline`; panics on timeout or a closed channel.
+pub async fn next(rx: &mut broadcast::Receiver<Invalidation>, deadline: Duration) -> Invalidation {
+    match tokio::time::timeout(deadline, rx.recv()).await {
+        Ok(Ok(msg)) => msg,
+        Ok(Err(e)) => panic!("invalidation channel: {e}"),
+        Err(_) => panic!("no invalidation within {deadline:?}"),
+    }
+}
+
+/// Waits for `want`, skipping anything else; panics after `deadline`.
+pub async fn wait_for(
+    rx: &mut broadcast::Receiver<Invalidation>,
+    want: Invalidation,
+    deadline: Duration,
+) {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if next(rx, left).await == want {
+            return;
+        }
+    }
+}
+
+/// Drops whatever is queued.
+pub fn drain(rx: &mut broadcast::Receiver<Invalidation>) {
+    while rx.try_recv().is_ok() {}
+}
+
+/// `INFO commandstats`' call count for `command` (lower case), 0 when never called.
+pub async fn command_calls(conn: &mut MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO commandstats");
+    let head = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&head))
+        .map_or(0, |rest| {
+            rest.split(',')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("a call count")
+        })
+}
