@@ -2,9 +2,12 @@
 //! the environment (`../shared/CONTRACT.md`), the demo users, the login and home pages,
 //! and the login and password-reset flows. Each app only routes and translates.
 
-use std::collections::HashMap;
+mod users;
+
+pub use users::Users;
+
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use maud::{DOCTYPE, Markup, html};
@@ -115,12 +118,33 @@ impl Settings {
     /// # Errors
     ///
     /// A message when the store kind is unknown or cannot be opened.
-    pub async fn open_store(&self) -> Result<Arc<dyn SessionStore>, String> {
-        match self.store.as_str() {
-            "memory" => Ok(Arc::new(MemoryStore::new())),
-            other => Err(format!(
-                "SESSION_STORE={other:?} is not supported by this build (use `memory`)"
-            )),
+    pub async fn open_store(&self) -> Result<(Arc<dyn SessionStore>, Users), String> {
+        let url = self.store.as_str();
+        let failed = |e: session_core::StoreError| format!("SESSION_STORE: {e}");
+        if url == "memory" {
+            Ok((Arc::new(MemoryStore::new()), Users::in_memory()))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            let store = session_sqlite::SqliteStore::open(path)
+                .await
+                .map_err(failed)?;
+            let users = Users::sqlite(store.pool().clone()).await?;
+            Ok((Arc::new(store), users))
+        } else if url.starts_with("redis://") {
+            let store = session_redis::RedisStore::connect(url)
+                .await
+                .map_err(failed)?;
+            Ok((Arc::new(store), Users::redis(url).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let store = session_postgres::PostgresStore::connect(url)
+                .await
+                .map_err(failed)?;
+            store.migrate().await.map_err(failed)?;
+            let users = Users::postgres(store.pool().clone()).await?;
+            Ok((Arc::new(store), users))
+        } else {
+            Err(format!(
+                "SESSION_STORE={url:?}: use memory, sqlite://PATH, redis://HOST:PORT or postgres://…"
+            ))
         }
     }
 }
@@ -161,7 +185,10 @@ impl Demo {
     ///
     /// As [`Settings::open_store`].
     pub async fn open(settings: &Settings) -> Result<Self, String> {
-        Ok(Self::with_store(settings, settings.open_store().await?))
+        let (store, users) = settings.open_store().await?;
+        let mut demo = Self::with_store(settings, store);
+        demo.users = users;
+        Ok(demo)
     }
 
     /// The app state from `settings`, over a store of the caller's (tests inject faults).
@@ -173,7 +200,7 @@ impl Demo {
             .with_login_redirect("/login");
         Self {
             sessions: SelfService::new(gate),
-            users: Users::demo(),
+            users: Users::in_memory(),
             admin_token: settings.admin_token.as_deref().map(Arc::from),
         }
     }
@@ -209,7 +236,11 @@ impl Demo {
             Ok(e) => e,
             Err(e) => return Reply::from_error(&e),
         };
-        if !self.users.check(&form.username, &form.password) {
+        let valid = match self.users.check(&form.username, &form.password).await {
+            Ok(valid) => valid,
+            Err(e) => return Reply::from_error(&e.into()),
+        };
+        if !valid {
             return Reply::html(
                 StatusCode::UNAUTHORIZED,
                 login_form(return_to, true).into_string(),
@@ -243,7 +274,11 @@ impl Demo {
 
     /// `POST /password-reset`: sets the password and revokes all the user's sessions.
     pub async fn password_reset(&self, form: &PasswordResetForm) -> Reply {
-        if !self.users.reset(&form.username, &form.new_password) {
+        let known = match self.users.reset(&form.username, &form.new_password).await {
+            Ok(known) => known,
+            Err(e) => return Reply::from_error(&e.into()),
+        };
+        if !known {
             return Reply::json(StatusCode::OK, &RevokedCount { revoked: 0 });
         }
         match self
@@ -370,52 +405,6 @@ pub struct AdminRevoke {
     pub reason: Option<String>,
 }
 
-/// The demo users and their passwords (changed by password resets, for the process' life).
-#[derive(Clone, Debug)]
-pub struct Users {
-    passwords: Arc<Mutex<HashMap<String, String>>>,
-}
-
-impl Users {
-    /// `alice`, `bob` and `carol`, with passwords `NAME-password`.
-    #[must_use]
-    pub fn demo() -> Self {
-        let passwords = ["alice", "bob", "carol"]
-            .into_iter()
-            .map(|u| (u.to_owned(), format!("{u}-password")))
-            .collect();
-        Self {
-            passwords: Arc::new(Mutex::new(passwords)),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.passwords
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Whether the password is right (constant-time comparison).
-    #[must_use]
-    pub fn check(&self, username: &str, password: &str) -> bool {
-        self.lock()
-            .get(username)
-            .is_some_and(|p| bool::from(p.as_bytes().ct_eq(password.as_bytes())))
-    }
-
-    /// Sets a known user's password; `false` for an unknown user.
-    #[must_use]
-    pub fn reset(&self, username: &str, new_password: &str) -> bool {
-        match self.lock().get_mut(username) {
-            Some(p) => {
-                new_password.clone_into(p);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
 /// A page in the demo's frame.
 #[must_use]
 pub fn page(title: &str, body: Markup) -> Markup {
@@ -479,16 +468,5 @@ mod tests {
         let page = login_form("/\"><script>", false).into_string();
         assert!(!page.contains("<script>"));
         assert!(page.contains("&quot;&gt;&lt;script&gt;"));
-    }
-
-    #[test]
-    fn passwords_check_and_reset() {
-        let users = Users::demo();
-        assert!(users.check("alice", "alice-password"));
-        assert!(!users.check("alice", "bob-password"));
-        assert!(!users.check("mallory", ""));
-        assert!(users.reset("alice", "new"));
-        assert!(users.check("alice", "new"));
-        assert!(!users.reset("mallory", "x"));
     }
 }
