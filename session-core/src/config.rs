@@ -99,7 +99,9 @@ impl SessionConfig {
         self
     }
 
-    /// Deadline for each store call. Default 2 s.
+    /// Deadline for each store call (loads, touches, issues, lists, revocations). Default
+    /// 2 s. A call past it fails with [`StoreError::Timeout`](crate::StoreError::Timeout),
+    /// which requests see as a 503.
     ///
     /// # Errors
     ///

@@ -228,6 +228,16 @@ impl SessionManager {
         self.inner.events.subscribe()
     }
 
+    /// Runs a store call under the configured deadline.
+    async fn deadline<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, crate::StoreError>>,
+    ) -> Result<T, crate::StoreError> {
+        tokio::time::timeout(self.inner.config.load_timeout, call)
+            .await
+            .map_err(|_| crate::StoreError::Timeout)?
+    }
+
     fn emit(
         &self,
         ty: EventType,
@@ -247,7 +257,9 @@ impl SessionManager {
     ///
     /// The store's error.
     pub async fn login_epoch(&self, user_id: &UserId) -> Result<LoginEpoch, SessionError> {
-        Ok(LoginEpoch(self.inner.store.user_epoch(user_id).await?))
+        Ok(LoginEpoch(
+            self.deadline(self.inner.store.user_epoch(user_id)).await?,
+        ))
     }
 
     /// Issues a session for `principal`.
@@ -296,7 +308,10 @@ impl SessionManager {
             revocation_reason: None,
         };
         let started = self.inner.cache.generation();
-        match self.inner.store.create(&record, epoch.0).await? {
+        match self
+            .deadline(self.inner.store.create(&record, epoch.0))
+            .await?
+        {
             Created::Created => {}
             Created::EpochMoved => return Err(SessionError::Superseded),
         }
@@ -424,7 +439,9 @@ impl SessionManager {
     pub async fn list(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, SessionError> {
         let now = self.now();
         let idle = self.inner.config.idle_timeout;
-        let mut sessions = self.inner.store.list_active(user_id, now).await?;
+        let mut sessions = self
+            .deadline(self.inner.store.list_active(user_id, now))
+            .await?;
         sessions.retain(|s| s.last_active_at + idle > now);
         sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(sessions)
@@ -443,7 +460,7 @@ impl SessionManager {
         }
         if !revoked.is_empty() {
             let ids: Vec<SessionId> = revoked.iter().map(|r| r.id).collect();
-            if let Err(e) = self.inner.store.publish(&ids).await {
+            if let Err(e) = self.deadline(self.inner.store.publish(&ids)).await {
                 // Other nodes still learn within the staleness bound.
                 tracing::warn!(error = %e, count = ids.len(), "publishing revocations failed");
             }
@@ -465,7 +482,9 @@ impl SessionManager {
         reason: RevocationReason,
         actor: Actor,
     ) -> Result<bool, SessionError> {
-        let revoked = self.inner.store.revoke(id, &reason, self.now()).await?;
+        let revoked = self
+            .deadline(self.inner.store.revoke(id, &reason, self.now()))
+            .await?;
         let found = revoked.is_some();
         self.after_revoke(revoked.as_slice(), &reason, actor).await;
         Ok(found)
@@ -484,7 +503,7 @@ impl SessionManager {
         reason: RevocationReason,
         actor: Actor,
     ) -> Result<(), SessionError> {
-        match self.inner.store.load(id).await? {
+        match self.deadline(self.inner.store.load(id)).await? {
             Some(rec) if rec.user_id() == user_id && !rec.is_revoked() => {}
             _ => return Err(SessionError::NotFound(id)),
         }
@@ -510,15 +529,13 @@ impl SessionManager {
         actor: Actor,
     ) -> Result<usize, SessionError> {
         let revoked = self
-            .inner
-            .store
-            .revoke_many(RevokeMany {
+            .deadline(self.inner.store.revoke_many(RevokeMany {
                 user_id,
                 scope: &scope,
                 except,
                 reason: &reason,
                 at: self.now(),
-            })
+            }))
             .await?;
         self.after_revoke(&revoked, &reason, actor).await;
         Ok(revoked.len())
@@ -551,7 +568,9 @@ impl SessionManager {
     ///
     /// The store's error.
     pub async fn purge_expired(&self) -> Result<u64, SessionError> {
-        Ok(self.inner.store.purge_expired(self.now()).await?)
+        Ok(self
+            .deadline(self.inner.store.purge_expired(self.now()))
+            .await?)
     }
 
     /// Applies a push-channel message (done for you when the store has a push channel).

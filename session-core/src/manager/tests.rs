@@ -420,3 +420,42 @@ async fn csrf_tokens_are_bound_to_the_session() {
     );
     assert_ne!(other.csrf_token(&a), token);
 }
+
+#[tokio::test]
+async fn every_store_call_has_a_deadline() {
+    let clock = clock();
+    let store = FaultyStore::new(MemoryStore::new());
+    let config = SessionConfig::new()
+        .with_load_timeout(Duration::from_millis(50))
+        .unwrap();
+    let m = manager_on(store.clone(), config, &clock);
+    let s = login(&m, "alice").await;
+    store.set_hanging(true);
+    let alice = UserId::from("alice");
+    let timed_out = |r: &Result<_, SessionError>| {
+        matches!(r, Err(SessionError::Store(crate::StoreError::Timeout)))
+    };
+    assert!(timed_out(
+        &m.issue(Principal::user("alice"), ClientInfo::default())
+            .await
+            .map(|_| ())
+    ));
+    assert!(timed_out(&m.list(&alice).await.map(|_| ())));
+    assert!(timed_out(
+        &m.revoke(s.session.id(), RevocationReason::SignedOut, Actor::User)
+            .await
+            .map(|_| ())
+    ));
+    assert!(timed_out(
+        &m.revoke_all(
+            &alice,
+            RevokeScope::All,
+            None,
+            RevocationReason::SignedOut,
+            Actor::User
+        )
+        .await
+        .map(|_| ())
+    ));
+    assert!(timed_out(&m.purge_expired().await.map(|_| ())));
+}
