@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 fn extractor() -> Option<&'static ua_parser::Extractor<'static>> {
     static EXTRACTOR: OnceLock<Option<ua_parser::Extractor<'static>>> = OnceLock::new();
+    EXTRACTOR_READY.get_or_init(|| ());
     EXTRACTOR
         .get_or_init(|| {
             let regexes: ua_parser::Regexes<'static> =
@@ -19,6 +20,18 @@ fn extractor() -> Option<&'static ua_parser::Extractor<'static>> {
         })
         .as_ref()
 }
+
+/// Builds the parser on a background thread now, so the first page does not wait for it
+/// (about a second in a debug build).
+pub fn warm_up() {
+    if EXTRACTOR_READY.get().is_none() {
+        std::thread::spawn(|| {
+            extractor();
+        });
+    }
+}
+
+static EXTRACTOR_READY: OnceLock<()> = OnceLock::new();
 
 /// A short description of the browser and OS, e.g. `Chrome 120 on Windows`; the raw string
 /// (shortened) when nothing is recognised, `Unknown device` when there is none.
@@ -34,7 +47,10 @@ pub fn describe(user_agent: Option<&str>) -> String {
         Some(major) => format!("{} {major}", b.family),
         None => b.family.to_string(),
     });
-    let os = extractor.os.extract(ua).map(|o| o.os.to_string());
+    let os = extractor.os.extract(ua).map(|o| match &*o.os {
+        "Mac OS X" => "macOS".to_owned(),
+        other => other.to_owned(),
+    });
     match (browser, os) {
         (Some(b), Some(o)) if b != "Other" && o != "Other" => format!("{b} on {o}"),
         (Some(b), _) if b != "Other" => b,

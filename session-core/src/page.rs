@@ -102,9 +102,12 @@ p.lead{color:#4a5163;margin-top:0}
 ul.sessions{list-style:none;padding:0;margin:0 0 1.5rem}
 li.session{display:flex;flex-wrap:wrap;gap:.75rem;align-items:center;justify-content:space-between;background:#fff;border:1px solid #e1e4ea;border-radius:.75rem;padding:1rem;margin-bottom:.75rem}
 li.session.current{border-color:#2f6fed;box-shadow:0 0 0 1px #2f6fed inset}
-.device{font-weight:600}
+.device{font-weight:600;display:flex;flex-wrap:wrap;align-items:center;gap:.25rem .5rem}
 .meta{color:#5b6275;font-size:.9rem}
-.badge{display:inline-block;font-size:.75rem;font-weight:600;border-radius:1rem;padding:.1rem .6rem;margin-left:.4rem;vertical-align:middle}
+.meta span{white-space:nowrap}
+.badge{display:inline-block;font-size:.75rem;font-weight:600;border-radius:1rem;padding:.1rem .6rem}
+p.note{color:#5b6275;font-size:.9rem;margin:.75rem 0 0}
+a.back{color:#2456d3}
 .badge.this{background:#e3ecff;color:#1f4fc2}
 .badge.agent{background:#f1e6ff;color:#6a2bb8}
 form{margin:0}
@@ -140,16 +143,18 @@ impl SelfService {
                         @if current { span.badge.this { "This device" } }
                     }
                     div.meta {
-                        @if let Some(ip) = &rec.ip { (ip) " · " }
-                        "Last active " (ago(now, last_active))
-                        " · Signed in " (ago(now, rec.created_at))
+                        @if let Some(ip) = &rec.ip { span { (ip) } " · " }
+                        @if current { span { "Active now" } } @else { span { "Last active " (ago(now, last_active)) } }
+                        " · " span { "Signed in " (ago(now, rec.created_at)) }
                     }
                 }
                 @if !current {
                     form method="post" action=(format!("{path}/revoke")) {
                         (self.csrf_field(session))
                         input type="hidden" name="session_id" value=(rec.id);
-                        button type="submit" { "Sign out" }
+                        button type="submit" {
+                            @if rec.principal.kind() == SessionKind::Agent { "Disconnect" } @else { "Sign out" }
+                        }
                     }
                 }
             }
@@ -159,10 +164,12 @@ impl SelfService {
     /// `GET /account/sessions`: the user's sessions as an HTML page.
     pub async fn page(&self, session: &Session) -> Reply {
         let manager = self.gate().manager();
-        let records = match manager.list(session.user_id()).await {
+        let mut records = match manager.list(session.user_id()).await {
             Ok(r) => r,
             Err(e) => return Reply::from_error(&e),
         };
+        // This device first, then newest first.
+        records.sort_by_key(|r| r.id != session.id());
         let now = manager.now();
         let path = self.page_path();
         let others = records
@@ -175,13 +182,13 @@ impl SelfService {
                 head {
                     meta charset="utf-8";
                     meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { "Where you're signed in" }
+                    title { "Where you’re signed in" }
                     style { (PreEscaped(STYLE)) }
                 }
                 body {
                     main {
-                        h1 { "Where you're signed in" }
-                        p.lead { "Signed in as " strong { (session.user_id()) } ". Sign out any session you don't recognise." }
+                        h1 { "Where you’re signed in" }
+                        p.lead { "Signed in as " strong { (session.user_id()) } ". Sign out any session you don’t recognise." }
                         ul.sessions {
                             @for rec in &records { (self.row(now, rec, session)) }
                         }
@@ -197,6 +204,8 @@ impl SelfService {
                                 button.danger type="submit" { "Sign out everywhere" }
                             }
                         }
+                        p.note { "“Sign out everywhere” also signs out this device and disconnects your agents." }
+                        p.note { a.back href="/" { "Back to the app" } }
                     }
                 }
             }

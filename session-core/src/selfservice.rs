@@ -191,6 +191,8 @@ impl SelfService {
     /// Operations for sessions checked by `gate`; logout redirects to `/login`.
     #[must_use]
     pub fn new(gate: SessionGate) -> Self {
+        #[cfg(feature = "html")]
+        crate::device::warm_up();
         Self {
             gate,
             login_path: "/login".into(),

@@ -122,7 +122,8 @@ async fn sessions_page_screenshots() {
             rows[0].current && !rows[1].current && !rows[2].current,
             "{rows:?}"
         );
-        // Device names as page.rs shows them ("Chrome 131 on Mac OS X", badges after).
+        // Device names as page.rs shows them ("Chrome 131 on macOS", badges after); this
+        // device first, then newest first.
         let shows = |row: &Row, words: &[&str]| words.iter().all(|w| row.device.contains(w));
         assert!(shows(&rows[0], &["Chrome 131", "This device"]), "{rows:?}");
         assert!(shows(&rows[1], &[AGENT_NAME, "Agent"]), "{rows:?}");
@@ -136,8 +137,8 @@ async fn sessions_page_screenshots() {
             .wait_rows("three sessions", |rows| rows.len() == 3)
             .await;
         assert!(
-            rows[2].current,
-            "the phone's own session is the oldest: {rows:?}"
+            rows[0].current && shows(&rows[0], &["Safari", "iOS", "This device"]),
+            "the phone's own session comes first: {rows:?}"
         );
         let shot = phone.screenshot().await;
         save_screenshot("sessions-page-mobile.png", &shot);
