@@ -575,6 +575,97 @@ async fn account_sessions_page(target: Target) {
     assert_redirects_to_login(&mut app.browser(CHROME), path, encoded, false).await;
 }
 
+/// The value of the first `<input name="NAME" value="…">` in `html`.
+fn input_value(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no input {name} in {html}"));
+    let rest = &html[at..];
+    let start = rest.find("value=\"").expect("a value") + "value=\"".len();
+    rest[start..start + rest[start..].find('"').expect("closing quote")].to_owned()
+}
+
+/// The page's forms change nothing without the session's CSRF token, with another
+/// session's token, or from another origin; with the token, from the page, they work.
+async fn page_forms_are_protected_against_csrf(target: Target) {
+    let app = App::start(target, &[]).await;
+    let mut first = logged_in(&app, FIREFOX, "alice").await;
+    let mut second = logged_in(&app, IPHONE, "alice").await;
+    let second_id = me(&mut second, "alice").await;
+    let html = first.navigate("/account/sessions").await.text();
+    let csrf = input_value(&html, "csrf");
+    let others_csrf = input_value(&second.navigate("/account/sessions").await.text(), "csrf");
+    assert_ne!(csrf, others_csrf, "tokens are bound to the session");
+    assert_eq!(input_value(&html, "session_id"), second_id);
+
+    let origin = app.base_url().to_owned();
+    let attempts: [(&str, Vec<(&str, &str)>, Vec<(&str, &str)>); 5] = [
+        ("no token", vec![], vec![]),
+        (
+            "another session's token",
+            vec![("csrf", &others_csrf)],
+            vec![],
+        ),
+        (
+            "a forged token",
+            vec![("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
+            vec![],
+        ),
+        (
+            "another origin",
+            vec![("csrf", &csrf)],
+            vec![("origin", "http://evil.example")],
+        ),
+        (
+            "a cross-site fetch",
+            vec![("csrf", &csrf)],
+            vec![("sec-fetch-site", "cross-site")],
+        ),
+    ];
+    for (what, extra, headers) in attempts {
+        for (action, mut form) in [
+            (
+                "/account/sessions/revoke",
+                vec![("session_id", second_id.as_str())],
+            ),
+            ("/account/sessions/revoke-others", vec![]),
+            ("/account/sessions/revoke-all", vec![]),
+        ] {
+            form.extend(extra.iter().copied());
+            let mut request = first.request(Method::POST, action).form(&form);
+            for (name, value) in &headers {
+                request = request.header(*name, *value);
+            }
+            let reply = first.send(request).await;
+            reply.assert_status(403);
+            assert_eq!(
+                reply.raw_set_cookies(),
+                Vec::<String>::new(),
+                "{what} {action}"
+            );
+        }
+        me(&mut first, "alice").await;
+        assert_eq!(
+            me(&mut second, "alice").await,
+            second_id,
+            "{what}: nothing changed"
+        );
+    }
+    // From the page itself: the other session is signed out, and we land back on the page.
+    let request = first
+        .request(Method::POST, "/account/sessions/revoke")
+        .header("origin", origin)
+        .form(&[("csrf", csrf.as_str()), ("session_id", second_id.as_str())]);
+    let reply = first.send(request).await;
+    reply.assert_status(303);
+    assert_eq!(
+        reply.header("location").as_deref(),
+        Some("/account/sessions")
+    );
+    assert_rejected(&second.get("/me").await, "session_revoked");
+    me(&mut first, "alice").await;
+}
+
 /// `by` revokes `whom`'s session with `DELETE /sessions/{id}`.
 async fn revoke(by: &mut Browser, whom: &mut Browser) {
     let id = me(whom, "alice").await;
@@ -778,6 +869,7 @@ macro_rules! conformance {
                     garbage_cookie_is_invalid,
                     navigation_with_revoked_cookie_redirects_to_login,
                     account_sessions_page,
+                    page_forms_are_protected_against_csrf,
                     login_return_to_only_local_paths,
                     bad_login_is_401_without_cookie,
                     login_with_existing_cookie_replaces_session,
