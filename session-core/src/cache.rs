@@ -36,6 +36,9 @@ pub(crate) struct Live {
     pub(crate) last_written: AtomicI64,
     /// Whether this node already reported the session's expiry.
     pub(crate) expiry_reported: AtomicBool,
+    /// The MAC of the token whose secret matched the stored hash here, so later requests
+    /// with the same token skip re-hashing the secret.
+    pub(crate) known_tag: std::sync::OnceLock<[u8; 32]>,
 }
 
 impl Live {
@@ -47,6 +50,7 @@ impl Live {
             last_seen: AtomicI64::new(last),
             last_written: AtomicI64::new(last),
             expiry_reported: AtomicBool::new(false),
+            known_tag: std::sync::OnceLock::new(),
         }
     }
 }

@@ -173,9 +173,12 @@ impl KeySet {
         id.copy_from_slice(&signed[1..1 + ID_LEN]);
         let mut secret = [0u8; SECRET_LEN];
         secret.copy_from_slice(&signed[1 + ID_LEN..]);
+        let mut mac = [0u8; MAC_LEN];
+        mac.copy_from_slice(tag);
         Ok(VerifiedToken {
             id: SessionId::from_bytes(id),
             secret,
+            tag: mac,
         })
     }
 }
@@ -213,9 +216,18 @@ pub struct VerifiedToken {
     /// The session it names.
     pub id: SessionId,
     secret: [u8; SECRET_LEN],
+    tag: [u8; MAC_LEN],
 }
 
 impl VerifiedToken {
+    /// The MAC that verified. Equal MACs under our keys mean equal (id, secret), so a
+    /// node that has checked a secret against the store's hash once can recognise the same
+    /// token by its MAC alone.
+    #[must_use]
+    pub fn tag(&self) -> &[u8; MAC_LEN] {
+        &self.tag
+    }
+
     /// Whether the secret hashes to `stored` (constant time).
     #[must_use]
     pub fn matches(&self, stored: &[u8; 32]) -> bool {

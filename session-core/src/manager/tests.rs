@@ -459,3 +459,33 @@ async fn every_store_call_has_a_deadline() {
     ));
     assert!(timed_out(&m.purge_expired().await.map(|_| ())));
 }
+
+#[tokio::test]
+async fn a_valid_mac_with_the_wrong_secret_is_invalid() {
+    // As if the signing key leaked: a well-formed token for a stored id, but not its secret.
+    let clock = clock();
+    let store = Arc::new(MemoryStore::new());
+    let m = manager_on(store.clone(), SessionConfig::new(), &clock);
+    let forged = keys().issue();
+    let real_secret_hash = [0x5a; 32];
+    let now = clock.now();
+    let record = SessionRecord {
+        id: forged.id,
+        secret_hash: real_secret_hash,
+        principal: Principal::user("alice"),
+        created_at: now,
+        last_active_at: now,
+        expires_at: now + Duration::from_secs(3600),
+        user_agent: None,
+        ip: None,
+        revoked_at: None,
+        revocation_reason: None,
+    };
+    assert_eq!(store.create(&record, 0).await.unwrap(), crate::store::Created::Created);
+    for _ in 0..2 {
+        assert!(matches!(
+            m.validate(forged.token.expose().as_bytes()).await,
+            Err(Denial::Invalid)
+        ));
+    }
+}
