@@ -28,6 +28,8 @@ use crate::store::SessionStore;
 #[derive(Debug)]
 pub(crate) struct Live {
     pub(crate) record: SessionRecord,
+    /// `record.expires_at` in Unix nanoseconds, for a cheap comparison per request.
+    pub(crate) expires_at_nanos: i64,
     /// The cache generation when the load that produced this entry began.
     loaded_gen: u64,
     /// Unix seconds of the latest request this node saw for the session.
@@ -44,7 +46,10 @@ pub(crate) struct Live {
 impl Live {
     fn new(record: SessionRecord, loaded_gen: u64) -> Self {
         let last = record.last_active_at.unix_timestamp();
+        let expires_at_nanos =
+            i64::try_from(record.expires_at.unix_timestamp_nanos()).unwrap_or(i64::MAX);
         Self {
+            expires_at_nanos,
             record,
             loaded_gen,
             last_seen: AtomicI64::new(last),
@@ -92,7 +97,10 @@ impl Expiry<SessionId, Cached> for Policy {
 type LoadResult = Result<Cached, Arc<StoreError>>;
 
 pub(crate) struct SessionCache {
-    cache: Cache<SessionId, Cached>,
+    /// Keyed with a fast non-cryptographic hasher: only ids from tokens whose MAC verified
+    /// reach the cache, and those are random UUIDs we issued, so no one can choose keys to
+    /// collide.
+    cache: Cache<SessionId, Cached, rustc_hash::FxBuildHasher>,
     in_flight: Mutex<HashMap<SessionId, Arc<OnceCell<LoadResult>>>>,
     /// Moves on every revocation and resync seen by this node.
     generation: AtomicU64,
@@ -122,7 +130,7 @@ impl SessionCache {
             cache: Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(Policy { staleness })
-                .build(),
+                .build_with_hasher(rustc_hash::FxBuildHasher),
             in_flight: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             trusted_from: AtomicU64::new(0),

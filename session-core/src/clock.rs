@@ -10,6 +10,11 @@ use time::OffsetDateTime;
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Now, in UTC.
     fn now(&self) -> OffsetDateTime;
+
+    /// Now, as nanoseconds since the Unix epoch (the per-request path reads this one).
+    fn unix_nanos(&self) -> i64 {
+        i64::try_from(self.now().unix_timestamp_nanos()).unwrap_or(i64::MAX)
+    }
 }
 
 /// The system clock.
@@ -19,6 +24,12 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
+    }
+
+    fn unix_nanos(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
     }
 }
 
@@ -46,6 +57,10 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
+    fn unix_nanos(&self) -> i64 {
+        self.unix_nanos.load(Ordering::SeqCst)
+    }
+
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(
             self.unix_nanos.load(Ordering::SeqCst),

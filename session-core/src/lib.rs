@@ -52,6 +52,8 @@ pub mod extract;
 pub mod gate;
 mod manager;
 pub mod model;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 #[cfg(feature = "html")]
 pub mod page;
 pub mod rejection;

@@ -378,20 +378,21 @@ impl SessionManager {
             Cached::Revoked { .. } => return Err(Denial::Revoked),
             Cached::Unknown => return Err(Denial::Invalid),
         };
-        let known = live.known_tag.get().is_some_and(|tag| {
-            bool::from(subtle::ConstantTimeEq::ct_eq(&tag[..], &token.tag()[..]))
-        });
+        let known = live
+            .known_tag
+            .get()
+            .is_some_and(|tag| bool::from(crate::token::ct_eq32(tag, token.tag())));
         if !known {
             if !token.matches(&live.record.secret_hash) {
                 return Err(Denial::Invalid);
             }
             let _ = live.known_tag.set(*token.tag());
         }
-        let now = self.now();
-        let now_s = now.unix_timestamp();
+        let now_nanos = self.inner.clock.unix_nanos();
+        let now_s = now_nanos.div_euclid(1_000_000_000);
         let idle = i64::try_from(self.inner.config.idle_timeout.as_secs()).unwrap_or(i64::MAX);
         let last = live.last_seen.load(Ordering::Relaxed);
-        if now >= live.record.expires_at || now_s.saturating_sub(last) >= idle {
+        if now_nanos >= live.expires_at_nanos || now_s.saturating_sub(last) >= idle {
             if !live.expiry_reported.swap(true, Ordering::Relaxed) {
                 self.emit(EventType::Expired, &live.record, None, Actor::System);
             }
@@ -400,11 +401,11 @@ impl SessionManager {
         if now_s > last {
             live.last_seen.fetch_max(now_s, Ordering::Relaxed);
         }
-        self.maybe_touch(&live, now, now_s);
+        self.maybe_touch(&live, now_nanos, now_s);
         Ok(Session(live))
     }
 
-    fn maybe_touch(&self, live: &Arc<Live>, now: OffsetDateTime, now_s: i64) {
+    fn maybe_touch(&self, live: &Arc<Live>, now_nanos: i64, now_s: i64) {
         let interval = i64::try_from(self.inner.config.effective_touch_interval().as_secs())
             .unwrap_or(i64::MAX);
         let written = live.last_written.load(Ordering::Relaxed);
@@ -418,6 +419,8 @@ impl SessionManager {
         {
             return; // another request of this session is writing
         }
+        let now = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_nanos))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let store = self.inner.store.clone();
         let id = live.record.id;
         let deadline = self.inner.config.load_timeout;

@@ -31,6 +31,28 @@ pub enum RejectionCode {
 }
 
 impl RejectionCode {
+    /// Every code.
+    pub const ALL: [Self; 5] = [
+        Self::SessionMissing,
+        Self::SessionInvalid,
+        Self::SessionExpired,
+        Self::SessionRevoked,
+        Self::StoreUnavailable,
+    ];
+
+    /// The status a JSON rejection with this code has: 401, or 503 for
+    /// [`RejectionCode::StoreUnavailable`]. (A refused HTML navigation is a 303 instead.)
+    #[must_use]
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::SessionMissing
+            | Self::SessionInvalid
+            | Self::SessionExpired
+            | Self::SessionRevoked => StatusCode::UNAUTHORIZED,
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
     /// The code's wire name.
     #[must_use]
     pub const fn as_str(self) -> &'static str {

@@ -3,6 +3,11 @@
 //!
 //! Each operation returns a [`Reply`] (status, headers, body) that an adapter's router
 //! copies into its response, so the routes behave the same on every framework.
+//!
+//! Every JSON body is one of the typed views below ([`SessionView`], [`MeView`],
+//! [`AgentMeView`], [`AgentGranted`], [`Revoked`], [`ErrorBody`]); with the `openapi`
+//! feature they derive the schemas of `crate::openapi`'s description of the routes, so the
+//! document and the answers cannot drift apart.
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, LOCATION, RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, StatusCode};
@@ -12,7 +17,10 @@ use time::OffsetDateTime;
 use crate::error::SessionError;
 use crate::gate::SessionGate;
 use crate::manager::{ClientInfo, Session};
-use crate::model::{Actor, AgentId, Principal, RevocationReason, SessionKind, SessionRecord};
+use crate::model::{
+    Actor, AgentId, Principal, RevocationReason, SessionId, SessionKind, SessionRecord, UserId,
+};
+use crate::rejection::RejectionCode;
 use crate::store::RevokeScope;
 
 /// A framework-neutral response.
@@ -41,10 +49,10 @@ impl Reply {
         }
     }
 
-    /// `{"error": code}` with `status`.
+    /// `{"error": code}` ([`ErrorBody`]) with `status`.
     #[must_use]
     pub fn error(status: StatusCode, code: &str) -> Self {
-        Self::json(status, &serde_json::json!({ "error": code }))
+        Self::json(status, &ErrorBody { error: code })
     }
 
     /// An HTML page.
@@ -96,11 +104,14 @@ impl Reply {
         match err {
             SessionError::Store(e) => {
                 tracing::warn!(error = %e, "session store unavailable");
-                Self::error(StatusCode::SERVICE_UNAVAILABLE, "session_store_unavailable")
-                    .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
+                Self::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    RejectionCode::StoreUnavailable.as_str(),
+                )
+                .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
             }
-            SessionError::NotFound(_) => Self::error(StatusCode::NOT_FOUND, "not_found"),
-            SessionError::Superseded => Self::error(StatusCode::CONFLICT, "login_superseded"),
+            SessionError::NotFound(_) => Self::error(StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            SessionError::Superseded => Self::error(StatusCode::CONFLICT, codes::LOGIN_SUPERSEDED),
         }
     }
 }
@@ -120,24 +131,62 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .expect("UTC times format")
 }
 
-/// One row of `GET /sessions`.
+/// The `error` codes of the self-service answers that are not session rejections (for
+/// those, see [`RejectionCode`]).
+pub mod codes {
+    /// 404: an unknown id, or another user's session or agent.
+    pub const NOT_FOUND: &str = "not_found";
+    /// 403: an agent session tried to manage the user's sessions or agents.
+    pub const USER_SESSION_REQUIRED: &str = "user_session_required";
+    /// 422: the agent's name is empty (once trimmed) or longer than 200 bytes.
+    pub const INVALID_AGENT_NAME: &str = "invalid_agent_name";
+    /// 409: a login that a "sign out everywhere" or password reset overtook.
+    pub const LOGIN_SUPERSEDED: &str = "login_superseded";
+}
+
+/// `{"error": CODE}`: the body of every JSON failure ([`Reply::error`]), rejections
+/// included.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(description = "`{\"error\": CODE}`: the body of every JSON failure.")
+)]
+pub struct ErrorBody<'a> {
+    /// A machine-readable code (`RejectionCode::as_str`, or one of `selfservice::codes`).
+    pub error: &'a str,
+}
+
+/// One session of `GET /sessions`.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionView {
-    /// The session id.
+    /// The session's id (a UUID).
+    #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
     pub id: String,
     /// `user` or `agent`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(schema_with = crate::openapi::session_kind_schema)
+    )]
     pub kind: SessionKind,
-    /// The agent's name (agents only).
+    /// The agent's name (agent sessions only, else null).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub agent_name: Option<String>,
-    /// The user agent it was issued to.
+    /// The `User-Agent` it was issued to.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub user_agent: Option<String>,
-    /// The IP it was issued to.
+    /// The client IP it was issued to.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub ip: Option<String>,
-    /// Issued at (RFC 3339).
+    /// Issued at (RFC 3339, UTC).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
-    /// Last used at (RFC 3339).
+    /// Last used at (RFC 3339, UTC).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub last_active_at: String,
-    /// Ends at (RFC 3339).
+    /// Ends at (RFC 3339, UTC), at the latest.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub expires_at: String,
     /// Whether this is the session making the request.
     pub current: bool,
@@ -167,16 +216,88 @@ impl SessionView {
     }
 }
 
+/// The body of `GET /me`.
+// Fields in alphabetical order, the order the `json!` map they replace wrote them in.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MeView {
+    /// `user`, or `agent` for an agent's bearer session.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(schema_with = crate::openapi::session_kind_schema)
+    )]
+    pub kind: SessionKind,
+    /// The session's id (a UUID).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uuid"))]
+    pub session_id: SessionId,
+    /// The user the session authenticates (for an agent: the user it acts for).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub user_id: UserId,
+}
+
+/// The body of `GET /agent/me`: an agent's view of itself.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentMeView {
+    /// The agent's id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub agent_id: AgentId,
+    /// The agent's display name.
+    pub agent_name: String,
+    /// Always `agent`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(schema_with = crate::openapi::agent_kind_schema)
+    )]
+    pub kind: SessionKind,
+    /// The user the agent acts for.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub on_behalf_of: UserId,
+    /// The agent session's id (a UUID).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uuid"))]
+    pub session_id: SessionId,
+}
+
 /// The body of `POST /agents`.
 #[derive(Clone, Debug, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentGrant {
-    /// The agent's display name.
+    /// The agent's display name: not empty once trimmed, at most 200 bytes.
     pub name: String,
 }
 
-#[derive(Serialize)]
-struct Revoked {
-    revoked: usize,
+/// The 201 body of `POST /agents`: the new agent session and its bearer token, shown this
+/// once.
+// `Debug` (below) leaves the token out.
+#[derive(Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentGranted {
+    /// The new agent's id (a UUID).
+    #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
+    pub agent_id: String,
+    /// The agent session's id (a UUID).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uuid"))]
+    pub session_id: SessionId,
+    /// The bearer token for `Authorization: Bearer TOKEN`.
+    pub token: String,
+}
+
+impl std::fmt::Debug for AgentGranted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentGranted")
+            .field("agent_id", &self.agent_id)
+            .field("session_id", &self.session_id)
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// `{"revoked": N}`: how many sessions a bulk revocation ended.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Revoked {
+    /// The number of sessions revoked.
+    pub revoked: usize,
 }
 
 /// The self-service operations, over a gate (for its manager and cookie).
@@ -241,7 +362,10 @@ impl SelfService {
     fn user_only(session: &Session) -> Result<(), Reply> {
         match session.kind() {
             SessionKind::User => Ok(()),
-            SessionKind::Agent => Err(Reply::error(StatusCode::FORBIDDEN, "user_session_required")),
+            SessionKind::Agent => Err(Reply::error(
+                StatusCode::FORBIDDEN,
+                codes::USER_SESSION_REQUIRED,
+            )),
         }
     }
 
@@ -250,11 +374,11 @@ impl SelfService {
     pub fn me(&self, session: &Session) -> Reply {
         Reply::json(
             StatusCode::OK,
-            &serde_json::json!({
-                "user_id": session.user_id(),
-                "session_id": session.id(),
-                "kind": session.kind(),
-            }),
+            &MeView {
+                kind: session.kind(),
+                session_id: session.id(),
+                user_id: session.user_id().clone(),
+            },
         )
     }
 
@@ -268,19 +392,22 @@ impl SelfService {
                 agent_name,
             } => Reply::json(
                 StatusCode::OK,
-                &serde_json::json!({
-                    "agent_id": agent_id,
-                    "agent_name": agent_name,
-                    "on_behalf_of": user_id,
-                    "session_id": session.id(),
-                    "kind": "agent",
-                }),
+                &AgentMeView {
+                    agent_id: agent_id.clone(),
+                    agent_name: agent_name.clone(),
+                    kind: SessionKind::Agent,
+                    on_behalf_of: user_id.clone(),
+                    session_id: session.id(),
+                },
             ),
-            Principal::User { .. } => Reply::error(StatusCode::UNAUTHORIZED, "session_invalid")
-                .with_header(
-                    http::header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-                ),
+            Principal::User { .. } => Reply::error(
+                StatusCode::UNAUTHORIZED,
+                RejectionCode::SessionInvalid.as_str(),
+            )
+            .with_header(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            ),
         }
     }
 
@@ -304,7 +431,7 @@ impl SelfService {
             return reply;
         }
         let Ok(id) = id.parse() else {
-            return Reply::error(StatusCode::NOT_FOUND, "not_found");
+            return Reply::error(StatusCode::NOT_FOUND, codes::NOT_FOUND);
         };
         let manager = self.gate.manager();
         match manager
@@ -408,18 +535,18 @@ impl SelfService {
         }
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
-            return Reply::error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_agent_name");
+            return Reply::error(StatusCode::UNPROCESSABLE_ENTITY, codes::INVALID_AGENT_NAME);
         }
         let agent_id = uuid::Uuid::new_v4().to_string();
         let principal = Principal::agent(session.user_id().clone(), agent_id.as_str(), name);
         match self.gate.manager().issue(principal, client).await {
             Ok(issued) => Reply::json(
                 StatusCode::CREATED,
-                &serde_json::json!({
-                    "agent_id": agent_id,
-                    "session_id": issued.session.id(),
-                    "token": issued.token.expose(),
-                }),
+                &AgentGranted {
+                    agent_id,
+                    session_id: issued.session.id(),
+                    token: issued.token.expose().to_owned(),
+                },
             ),
             Err(e) => Reply::from_error(&e),
         }
@@ -436,7 +563,7 @@ impl SelfService {
             .revoke_agent(session.user_id(), AgentId::from(agent_id), Actor::User)
             .await
         {
-            Ok(0) => Reply::error(StatusCode::NOT_FOUND, "not_found"),
+            Ok(0) => Reply::error(StatusCode::NOT_FOUND, codes::NOT_FOUND),
             Ok(_) => Reply::empty(StatusCode::NO_CONTENT),
             Err(e) => Reply::from_error(&e),
         }

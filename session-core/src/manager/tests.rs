@@ -481,7 +481,10 @@ async fn a_valid_mac_with_the_wrong_secret_is_invalid() {
         revoked_at: None,
         revocation_reason: None,
     };
-    assert_eq!(store.create(&record, 0).await.unwrap(), crate::store::Created::Created);
+    assert_eq!(
+        store.create(&record, 0).await.unwrap(),
+        crate::store::Created::Created
+    );
     for _ in 0..2 {
         assert!(matches!(
             m.validate(forged.token.expose().as_bytes()).await,
