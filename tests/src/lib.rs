@@ -33,6 +33,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod in_process;
 
+/// The README's quick starts, compiled as doctests so they cannot rot.
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
 pub use in_process::Framework;
 
 use example_support::{Demo, Settings};
