@@ -89,7 +89,8 @@ pub fn error_schema<'a>(description: &str, codes: impl IntoIterator<Item = &'a s
 /// The codes of a JSON rejection with `status` (401 or 503).
 fn rejection_codes(status: http::StatusCode) -> impl Iterator<Item = &'static str> {
     RejectionCode::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(move |c| c.status() == status)
         .map(RejectionCode::as_str)
 }
@@ -209,7 +210,10 @@ impl<'r> ToResponse<'r> for LoginRedirect {
 
 /// The operations: stand-in functions that carry the `#[utoipa::path]` descriptions (see
 /// the module documentation for why they are not the adapters' handlers).
-#[expect(dead_code, reason = "never called: only their #[utoipa::path] descriptions are used")]
+#[expect(
+    dead_code,
+    reason = "never called: only their #[utoipa::path] descriptions are used"
+)]
 mod operations {
     use super::{
         AgentGrant, AgentGranted, AgentMeView, InvalidAgentName, LoginRedirect, MeView, NotFound,
@@ -370,11 +374,11 @@ mod operations {
         security(("session_cookie" = []), ("agent_bearer" = [])),
         responses(
             (status = 201, description = "The agent session and its bearer token, shown this once.", body = AgentGranted),
-            (status = 400, description = "The body is not JSON, or (actix-web) not `application/json`: refused by the framework's JSON extractor, in plain text."),
+            (status = 400, description = "The body is not JSON, or (actix-web) not `application/json`: refused by the framework's JSON extractor.", content(("text/plain"))),
             (status = 401, response = Unauthorized),
             (status = 403, description = "An agent session.", body = UserSessionRequired),
-            (status = 415, description = "(axum) The body is not `application/json`; in plain text."),
-            (status = 422, description = "The name is empty (once trimmed) or longer than 200 bytes. (axum also answers 422, in plain text, to JSON without a string `name`.)", body = InvalidAgentName),
+            (status = 415, description = "(axum) The body is not `application/json`.", content(("text/plain"))),
+            (status = 422, description = "The name is empty (once trimmed) or longer than 200 bytes. (axum also answers 422, in plain text, to JSON without a string `name`.)", content((InvalidAgentName = "application/json"), ("text/plain"))),
             (status = 503, response = ServiceUnavailable),
         )
     )]

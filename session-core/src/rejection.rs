@@ -32,7 +32,7 @@ pub enum RejectionCode {
 
 impl RejectionCode {
     /// Every code.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: &'static [Self] = &[
         Self::SessionMissing,
         Self::SessionInvalid,
         Self::SessionExpired,

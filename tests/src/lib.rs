@@ -8,6 +8,8 @@
 //! `listening on http://ADDR` line. [`Browser`] is a reqwest client with redirects off and
 //! no cookie store: it keeps the session cookie itself, so a test sees every raw
 //! `Set-Cookie` an answer carried, and can replay a cookie the app asked it to delete.
+//! While [`record_exchanges`] is on, every answer any browser receives is also logged, for
+//! checks over a whole walk ([`take_exchanges`]; the OpenAPI schema test uses it).
 //!
 //! # Example
 //!
@@ -26,6 +28,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -74,6 +77,51 @@ const CONTRACT_ENV: &[&str] = &[
 
 /// Binaries already built by this test process, so that parallel tests build each once.
 static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Whether [`Browser::send`] logs every answer to [`EXCHANGES`].
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
+/// The answers logged while [`RECORDING`], in the order they arrived.
+static EXCHANGES: Mutex<Vec<Exchange>> = Mutex::new(Vec::new());
+
+/// One request and its whole answer, as logged while [`record_exchanges`] is on.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The request's method.
+    pub method: Method,
+    /// The request's URL.
+    pub url: reqwest::Url,
+    /// The answer.
+    pub reply: Reply,
+}
+
+impl Exchange {
+    /// `METHOD /path?query`, for messages.
+    pub fn request_line(&self) -> String {
+        match self.url.query() {
+            Some(query) => format!("{} {}?{query}", self.method, self.url.path()),
+            None => format!("{} {}", self.method, self.url.path()),
+        }
+    }
+}
+
+/// Turns the log of every answer any [`Browser`] of this process receives on or off.
+/// Turning it off keeps what was logged.
+pub fn record_exchanges(on: bool) {
+    RECORDING.store(on, Ordering::SeqCst);
+}
+
+/// Takes the logged exchanges with the app at `base_url` ([`App::base_url`]) out of the log,
+/// in order, leaving those with other apps (tests running in parallel) in place.
+pub fn take_exchanges(base_url: &str) -> Vec<Exchange> {
+    let base = reqwest::Url::parse(base_url).expect("a base URL");
+    let mut log = EXCHANGES.lock().unwrap_or_else(PoisonError::into_inner);
+    let (mine, others) = log
+        .drain(..)
+        .partition(|e: &Exchange| e.url.origin() == base.origin());
+    *log = others;
+    mine
+}
 
 /// Where a scenario runs: an example binary in its own process, or an example app's
 /// router served from inside the test process.
@@ -472,13 +520,17 @@ impl Browser {
             .header(header::USER_AGENT, &self.user_agent)
     }
 
-    /// Sends `request`, reads the whole answer and applies its session `Set-Cookie`.
+    /// Sends `request`, reads the whole answer and applies its session `Set-Cookie`; logs
+    /// the exchange while [`record_exchanges`] is on.
     ///
     /// # Panics
     ///
     /// When the request fails at the HTTP level (connection refused or reset, timeout).
     pub async fn send(&mut self, request: RequestBuilder) -> Reply {
-        let response = request.send().await.expect("the app answers");
+        let (client, request) = request.build_split();
+        let request = request.expect("a well-formed request");
+        let (method, url) = (request.method().clone(), request.url().clone());
+        let response = client.execute(request).await.expect("the app answers");
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.expect("the whole body").to_vec();
@@ -487,6 +539,16 @@ impl Browser {
             headers,
             body,
         };
+        if RECORDING.load(Ordering::SeqCst) {
+            EXCHANGES
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Exchange {
+                    method,
+                    url,
+                    reply: reply.clone(),
+                });
+        }
         for cookie in reply.set_cookies() {
             if cookie.name == COOKIE_NAME {
                 if cookie.value.is_empty() || cookie.attr("max-age") == Some("0") {

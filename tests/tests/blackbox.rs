@@ -599,7 +599,8 @@ async fn page_forms_are_protected_against_csrf(target: Target) {
     assert_eq!(input_value(&html, "session_id"), second_id);
 
     let origin = app.base_url().to_owned();
-    let attempts: [(&str, Vec<(&str, &str)>, Vec<(&str, &str)>); 5] = [
+    type Pairs<'a> = Vec<(&'a str, &'a str)>;
+    let attempts: [(&str, Pairs<'_>, Pairs<'_>); 5] = [
         ("no token", vec![], vec![]),
         (
             "another session's token",

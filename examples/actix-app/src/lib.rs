@@ -1,13 +1,13 @@
 //! The routes of the actix-web example app (run it with `cargo run -p actix-app`).
 //!
 //! The example app of `../shared/CONTRACT.md` on actix-web, route for route the same as
-//! `axum-app`. All logic lives in `session-core` and `example-support`; this file routes
-//! and translates.
+//! `axum-app`, `GET /openapi.json` included. All logic lives in `session-core` and
+//! `example-support`; this file routes and translates.
 
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use actix_web::web::{self, Bytes, Data, Form, Path, Query};
 use actix_web::{HttpRequest, HttpResponse};
-use example_support::{AdminRevoke, Demo, LoginForm, LoginQuery, PasswordResetForm};
+use example_support::{AdminRevoke, Demo, LoginForm, LoginQuery, PasswordResetForm, openapi_json};
 use session_actix::{SessionCheck, ValidSession, reply_response, self_service};
 use session_core::ClientInfo;
 
@@ -63,11 +63,22 @@ async fn admin_revoke_all(
     }
 }
 
+/// `GET /openapi.json`: the OpenAPI document of the JSON routes.
+async fn openapi(doc: Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.0.clone())
+}
+
+/// The OpenAPI document, built once.
+struct OpenApiJson(Bytes);
+
 /// The app's routes over `demo`'s sessions and users: `App::new().configure(routes(demo))`.
 pub fn routes(demo: Demo) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let gate = demo.gate().clone();
         let sessions = demo.sessions.clone();
+        let doc = Data::new(OpenApiJson(Bytes::from(openapi_json())));
         cfg.app_data(Data::new(demo))
             .service(
                 web::resource("/login")
@@ -79,6 +90,11 @@ pub fn routes(demo: Demo) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(
                 web::resource("/admin/users/{user_id}/revoke-all")
                     .route(web::post().to(admin_revoke_all)),
+            )
+            .service(
+                web::resource("/openapi.json")
+                    .app_data(doc)
+                    .route(web::get().to(openapi)),
             )
             .service(
                 web::resource("/")

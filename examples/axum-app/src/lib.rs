@@ -1,8 +1,9 @@
 //! The router of the axum example app (run it with `cargo run -p axum-app`).
 //!
 //! The example app of `../shared/CONTRACT.md` on axum: log in, list and revoke sessions,
-//! sign out everywhere, reset a password, grant and disconnect agents. All logic lives in
-//! `session-core` and `example-support`; this file routes and translates.
+//! sign out everywhere, reset a password, grant and disconnect agents, and the OpenAPI
+//! document of the JSON routes at `GET /openapi.json`. All logic lives in `session-core`
+//! and `example-support`; this file routes and translates.
 
 use std::net::SocketAddr;
 
@@ -13,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use example_support::{AdminRevoke, Demo, LoginForm, LoginQuery, PasswordResetForm};
+use example_support::{AdminRevoke, Demo, LoginForm, LoginQuery, PasswordResetForm, openapi_json};
 use session_core::{ClientInfo, Reply};
 use session_tower::{SessionLayer, ValidSession, reply_response, self_service};
 
@@ -34,6 +35,7 @@ fn client(headers: &HeaderMap, addr: SocketAddr) -> ClientInfo {
 /// The app's routes over `demo`'s sessions and users.
 pub fn app(demo: Demo) -> Router {
     let gate = demo.gate().clone();
+    let openapi = Bytes::from(openapi_json());
     let home = Router::new()
         .route(
             "/",
@@ -56,7 +58,16 @@ pub fn app(demo: Demo) -> Router {
         )
         .layer(SessionLayer::new(gate).optional())
         .route("/password-reset", post(password_reset))
-        .route("/admin/users/{user_id}/revoke-all", post(admin_revoke_all));
+        .route("/admin/users/{user_id}/revoke-all", post(admin_revoke_all))
+        .route(
+            "/openapi.json",
+            get(move || async move {
+                (
+                    [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                    openapi,
+                )
+            }),
+        );
     home.merge(public)
         .with_state(demo.clone())
         .merge(self_service(demo.sessions))

@@ -1,9 +1,12 @@
 //! What the two example apps share, so that neither writes it twice: settings read from
 //! the environment (`../shared/CONTRACT.md`), the demo users, the login and home pages,
-//! and the login and password-reset flows. Each app only routes and translates.
+//! and the login and password-reset flows, and the OpenAPI document of the JSON routes
+//! ([`openapi_json`]). Each app only routes and translates.
 
+pub mod openapi;
 mod users;
 
+pub use openapi::openapi_json;
 pub use users::Users;
 
 use std::net::{IpAddr, SocketAddr};
@@ -12,6 +15,7 @@ use std::time::Duration;
 
 use maud::{DOCTYPE, Markup, html};
 use session_core::http::{StatusCode, header::SET_COOKIE};
+use session_core::selfservice::Revoked;
 use session_core::{
     Actor, ClientInfo, CookieConfig, KeySet, MemoryStore, Principal, Reply, RevocationReason,
     RevokeScope, SelfService, Session, SessionConfig, SessionGate, SessionManager, SessionStore,
@@ -279,7 +283,7 @@ impl Demo {
             Err(e) => return Reply::from_error(&e.into()),
         };
         if !known {
-            return Reply::json(StatusCode::OK, &RevokedCount { revoked: 0 });
+            return Reply::json(StatusCode::OK, &Revoked { revoked: 0 });
         }
         match self
             .gate()
@@ -293,7 +297,7 @@ impl Demo {
             )
             .await
         {
-            Ok(n) => Reply::json(StatusCode::OK, &RevokedCount { revoked: n }),
+            Ok(n) => Reply::json(StatusCode::OK, &Revoked { revoked: n }),
             Err(e) => Reply::from_error(&e),
         }
     }
@@ -325,16 +329,15 @@ impl Demo {
             )
             .await
         {
-            Ok(n) => Reply::json(StatusCode::OK, &RevokedCount { revoked: n }),
+            Ok(n) => Reply::json(StatusCode::OK, &Revoked { revoked: n }),
             Err(e) => Reply::from_error(&e),
         }
     }
 }
 
-#[derive(serde::Serialize)]
-struct RevokedCount {
-    revoked: usize,
-}
+/// The `error` code of a body that `POST /password-reset` or the admin route cannot parse
+/// (422).
+pub const INVALID_BODY: &str = "invalid_body";
 
 /// The login form's fields.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -348,7 +351,7 @@ pub struct LoginForm {
 }
 
 /// The password reset's fields (form or JSON).
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct PasswordResetForm {
     /// Whose password.
     pub username: String,
@@ -371,7 +374,7 @@ impl PasswordResetForm {
         };
         parsed.map_err(|e| {
             tracing::debug!(error = %e, "bad password-reset body");
-            Reply::error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+            Reply::error(StatusCode::UNPROCESSABLE_ENTITY, INVALID_BODY)
         })
     }
 }
@@ -387,7 +390,7 @@ impl AdminRevoke {
             return Ok(Self::default());
         }
         serde_json::from_slice(body)
-            .map_err(|_| Reply::error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"))
+            .map_err(|_| Reply::error(StatusCode::UNPROCESSABLE_ENTITY, INVALID_BODY))
     }
 }
 
@@ -399,7 +402,7 @@ pub struct LoginQuery {
 }
 
 /// `POST /admin/users/{id}/revoke-all` body.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct AdminRevoke {
     /// The reason recorded (default `admin_revoked`).
     pub reason: Option<String>,
