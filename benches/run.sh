@@ -37,13 +37,29 @@ ALL_VARIANTS="axum-ours-memory axum-ours-redis axum-tower-sessions-memory axum-t
 VARIANTS=${VARIANTS:-$ALL_VARIANTS}
 EXPECTED_BODY=bench-user
 
-SERVER_PID=
+SERVER_PID=''
 WORK=$(mktemp -d)
+
+alive() { # pid: running (not exited, not a zombie)
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
+stop_server() { # SIGTERM, then SIGKILL after 3 s (a TERM that lands during start-up can be lost)
+    [[ -n $SERVER_PID ]] || return 0
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 30); do
+        alive "$SERVER_PID" || break
+        sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=''
+}
+
 cleanup() {
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_server
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -102,13 +118,14 @@ cpu_ticks() { # utime + stime of the whole process, in clock ticks
 
 start_server() { # variant -> sets SERVER_PID, ADDR, COOKIE
     local variant=$1 log=$WORK/$1.log
+    : >"$log"
     taskset -c "$SERVER_CPU" "$BIN" "$variant" >"$log" 2>&1 &
     SERVER_PID=$!
     ADDR='' COOKIE=''
     local want_cookie=1
     [[ $variant == *-bare ]] && want_cookie=0
     for _ in $(seq 1 300); do
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; die "$variant exited at start-up"; }
+        alive "$SERVER_PID" || { cat "$log" >&2; die "$variant exited at start-up"; }
         ADDR=$(sed -n 's/^listening on //p' "$log")
         COOKIE=$(sed -n 's/^cookie: //p' "$log")
         if [[ -n $ADDR ]] && { [[ $want_cookie == 0 ]] || [[ -n $COOKIE ]]; }; then
@@ -118,12 +135,6 @@ start_server() { # variant -> sets SERVER_PID, ADDR, COOKIE
     done
     cat "$log" >&2
     die "$variant did not print its address and cookie within 30 s"
-}
-
-stop_server() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
 }
 
 run_variant() { # variant [label]
