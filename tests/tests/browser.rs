@@ -352,7 +352,20 @@ struct Driver {
 }
 
 impl Driver {
+    /// Starts chromedriver on a port of its choosing. `--port=0` now and then fails with
+    /// "IPv4 port not available" (its own pick raced another process): try again then.
     fn start(tools: &Tools) -> Self {
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            match Self::try_start(tools) {
+                Ok(driver) => return driver,
+                Err(seen) => failures.push(seen),
+            }
+        }
+        panic!("chromedriver did not start within {DRIVER_READY:?} in 5 tries: {failures:#?}");
+    }
+
+    fn try_start(tools: &Tools) -> Result<Self, Vec<String>> {
         let mut child = Command::new(&tools.chromedriver)
             .arg("--port=0")
             .stdin(Stdio::null())
@@ -388,17 +401,17 @@ impl Driver {
                 Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("chromedriver did not start within {DRIVER_READY:?}: {seen:#?}");
+                    return Err(seen);
                 }
             }
         };
-        Self {
+        Ok(Self {
             child,
             port,
             chromium: tools.chromium.clone(),
             profiles: Mutex::default(),
             _output: output,
-        }
+        })
     }
 
     /// A new browser with its own profile, started with the common flags and `extra`.
