@@ -7,7 +7,7 @@
 //! allocates more than moka's amortised housekeeping (see `allocation_report`), fails the
 //! bench.
 //!
-//! Run: `cargo bench -p session-core --bench validate -- --warm-up-time 1 --measurement-time 3`
+//! Run: `cargo bench -p session-benches --bench validate -- --warm-up-time 1 --measurement-time 3`
 //!
 //! # Counting allocations
 //!
