@@ -328,6 +328,14 @@ pub fn local_redirect(target: Option<&str>) -> &str {
 
 impl<B> RequestHead for http::Request<B> {
     fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        use http::header;
+        // The names the gate asks for every request, as constants: no parsing per lookup.
+        let name = match name {
+            "cookie" => header::COOKIE,
+            "authorization" => header::AUTHORIZATION,
+            "accept" => header::ACCEPT,
+            other => http::HeaderName::from_static(other),
+        };
         self.headers()
             .get_all(name)
             .into_iter()
