@@ -37,6 +37,6 @@ mod scope;
 pub use extract::{SessionRejection, ValidSession};
 pub use middleware::{SessionCheck, SessionCheckMiddleware};
 pub use response::{rejection_response, reply_response};
-pub use scope::self_service;
+pub use scope::{client_info, self_service};
 
 pub use session_core;

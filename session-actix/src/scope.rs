@@ -63,15 +63,7 @@ async fn grant_agent(
     ValidSession(s): ValidSession,
     grant: Json<AgentGrant>,
 ) -> HttpResponse {
-    let client = ClientInfo {
-        user_agent: req
-            .headers()
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
-    };
-    reply_response(d.grant_agent(&s, &grant.name, client).await)
+    reply_response(d.grant_agent(&s, &grant.name, client_info(&req)).await)
 }
 
 async fn disconnect_agent(d: Svc, ValidSession(s): ValidSession, id: Path<String>) -> HttpResponse {
@@ -89,12 +81,7 @@ async fn page_action(
     action: PageAction,
     form: &PageForm,
 ) -> HttpResponse {
-    let first = |name: &str| req.headers().get(name).map(|v| v.as_bytes());
-    let provenance = Provenance {
-        origin: first("origin"),
-        host: first("host"),
-        sec_fetch_site: first("sec-fetch-site"),
-    };
+    let provenance = Provenance::from_lookup(|name| req.headers().get(name).map(|v| v.as_bytes()));
     reply_response(d.page_action(s, action, form, provenance).await)
 }
 
@@ -123,6 +110,15 @@ async fn page_revoke_all(
     f: Form<PageForm>,
 ) -> HttpResponse {
     page_action(&d, &r, &s, PageAction::RevokeAll, &f).await
+}
+
+/// The client details a new session records: `User-Agent` and the peer's IP.
+#[must_use]
+pub fn client_info(req: &HttpRequest) -> ClientInfo {
+    ClientInfo::from_request(
+        req.headers().get("user-agent").map(|v| v.as_bytes()),
+        req.peer_addr().map(|a| a.ip()),
+    )
 }
 
 /// The session routes over `service`, with their own [`SessionCheck`] (sessions required).

@@ -97,6 +97,19 @@ pub struct ClientInfo {
     pub ip: Option<String>,
 }
 
+impl ClientInfo {
+    /// From the request's raw `User-Agent` (kept only when it is UTF-8) and the peer's IP.
+    #[must_use]
+    pub fn from_request(user_agent: Option<&[u8]>, ip: Option<std::net::IpAddr>) -> Self {
+        Self {
+            user_agent: user_agent
+                .and_then(|ua| std::str::from_utf8(ua).ok())
+                .map(str::to_owned),
+            ip: ip.map(|ip| ip.to_string()),
+        }
+    }
+}
+
 /// A user's revocation epoch as read at the start of a login; see [`SessionManager::issue`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoginEpoch(u64);

@@ -42,7 +42,12 @@ pub struct Provenance<'a> {
 impl<'a> Provenance<'a> {
     /// Reads the three headers from a request.
     pub fn of(req: &'a impl RequestHead) -> Self {
-        let first = |name| req.header_values(name).next();
+        Self::from_lookup(|name| req.header_values(name).next())
+    }
+
+    /// Reads the three headers through `first`, which gives the first value of a header
+    /// by its lowercase name: for adapters whose handlers see headers, not the request.
+    pub fn from_lookup(first: impl Fn(&'static str) -> Option<&'a [u8]>) -> Self {
         Self {
             origin: first("origin"),
             host: first("host"),

@@ -42,7 +42,7 @@ pub use future::ResponseFuture;
 pub use layer::SessionLayer;
 pub use response::{rejection_response, reply_response};
 #[cfg(feature = "axum")]
-pub use router::self_service;
+pub use router::{client_info, self_service};
 pub use service::SessionService;
 
 pub use session_core;

@@ -41,13 +41,18 @@ async fn page_action(
     headers: &HeaderMap,
     form: &PageForm,
 ) -> Response<Body> {
-    let first = |name: &str| headers.get(name).map(|v| v.as_bytes());
-    let provenance = Provenance {
-        origin: first("origin"),
-        host: first("host"),
-        sec_fetch_site: first("sec-fetch-site"),
-    };
+    let provenance = Provenance::from_lookup(|name| headers.get(name).map(|v| v.as_bytes()));
     respond(service.page_action(session, action, form, provenance).await)
+}
+
+/// The client details a new session records: `User-Agent` and the peer's IP (known when
+/// the app is served with `into_make_service_with_connect_info::<SocketAddr>()`).
+#[must_use]
+pub fn client_info(headers: &HeaderMap, peer: Option<SocketAddr>) -> ClientInfo {
+    ClientInfo::from_request(
+        headers.get(USER_AGENT).map(|v| v.as_bytes()),
+        peer.map(|addr| addr.ip()),
+    )
 }
 
 /// The session routes over `service`, with its own [`SessionLayer`] (sessions required).
@@ -179,12 +184,7 @@ async fn grant_agent(
     ValidSession(session): ValidSession,
     Json(grant): Json<AgentGrant>,
 ) -> Response<Body> {
-    let client = ClientInfo {
-        user_agent: headers
-            .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        ip: connect.map(|Extension(ConnectInfo(addr))| addr.ip().to_string()),
-    };
+    let peer = connect.map(|Extension(ConnectInfo(addr))| addr);
+    let client = client_info(&headers, peer);
     respond(service.grant_agent(&session, &grant.name, client).await)
 }

@@ -4,23 +4,11 @@
 //! `axum-app`, `GET /openapi.json` included. All logic lives in `session-core` and
 //! `example-support`; this file routes and translates.
 
-use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use actix_web::web::{self, Bytes, Data, Form, Path, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use example_support::{AdminRevoke, Demo, LoginForm, LoginQuery, PasswordResetForm, openapi_json};
-use session_actix::{SessionCheck, ValidSession, reply_response, self_service};
-use session_core::ClientInfo;
-
-fn client(req: &HttpRequest) -> ClientInfo {
-    ClientInfo {
-        user_agent: req
-            .headers()
-            .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
-    }
-}
+use session_actix::{SessionCheck, ValidSession, client_info, reply_response, self_service};
 
 async fn home(d: Data<Demo>, ValidSession(s): ValidSession) -> HttpResponse {
     reply_response(d.home(&s))
@@ -37,7 +25,7 @@ async fn login(
     form: Form<LoginForm>,
 ) -> HttpResponse {
     let current = current.map(|ValidSession(s)| s);
-    reply_response(d.login(&form, current.as_ref(), client(&req)).await)
+    reply_response(d.login(&form, current.as_ref(), client_info(&req)).await)
 }
 
 async fn password_reset(d: Data<Demo>, req: HttpRequest, body: Bytes) -> HttpResponse {

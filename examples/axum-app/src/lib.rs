@@ -9,27 +9,17 @@ use std::net::SocketAddr;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use example_support::{AdminRevoke, Demo, LoginForm, LoginQuery, PasswordResetForm, openapi_json};
-use session_core::{ClientInfo, Reply};
-use session_tower::{SessionLayer, ValidSession, reply_response, self_service};
+use session_core::Reply;
+use session_tower::{SessionLayer, ValidSession, client_info, reply_response, self_service};
 
 fn respond(reply: Reply) -> Response<Body> {
     reply_response(reply).map(Body::new)
-}
-
-fn client(headers: &HeaderMap, addr: SocketAddr) -> ClientInfo {
-    ClientInfo {
-        user_agent: headers
-            .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        ip: Some(addr.ip().to_string()),
-    }
 }
 
 /// The app's routes over `demo`'s sessions and users.
@@ -82,7 +72,7 @@ async fn login(
 ) -> Response<Body> {
     let current = current.map(|ValidSession(s)| s);
     respond(
-        demo.login(&form, current.as_ref(), client(&headers, addr))
+        demo.login(&form, current.as_ref(), client_info(&headers, Some(addr)))
             .await,
     )
 }
