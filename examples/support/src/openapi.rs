@@ -200,18 +200,7 @@ mod tests {
         assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(doc["info"]["title"], TITLE);
         assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
-        let mut routes: Vec<String> = doc["paths"]
-            .as_object()
-            .expect("paths")
-            .iter()
-            .flat_map(|(path, item)| {
-                item.as_object()
-                    .expect("path item")
-                    .keys()
-                    .map(move |method| format!("{} {path}", method.to_uppercase()))
-            })
-            .collect();
-        routes.sort();
+        let routes = session_core::openapi::routes(&openapi());
         assert_eq!(
             routes,
             [
