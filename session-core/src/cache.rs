@@ -1,63 +1,114 @@
 //! The revocation cache: each node's memory of session state, in front of the store.
 //!
-//! - A hit is one synchronous moka lookup and an atomic load: no allocation, no await.
+//! - A hit is one read-locked lookup in a sharded [`quick_cache`] table, an `Arc` clone and
+//!   a few integer compares: no allocation, no await, no housekeeping on the reader.
+//! - Entries are compact: the id, the principal, a 32-byte proof of the token, and a few
+//!   integers. The device details stay in the store, which answers the listings.
 //! - Concurrent misses for one id share one store load (a once-cell per id in flight),
 //!   under the deadline and within the bound on loads in flight.
-//! - "Valid" answers live for the staleness bound; "revoked" answers are terminal and live
-//!   until the session's own expiry.
+//! - "Valid" and "unknown" answers are trusted for the staleness bound by the manager's
+//!   clock (and not at all if that clock went back past their load); "revoked" answers
+//!   are terminal and kept until the session's own expiry. The capacity bound evicts the
+//!   coldest entries (CLOCK-Pro); an entry past its time is a miss and is replaced.
 //! - A generation counter guards against a revocation racing a load: a load's insert and a
-//!   revocation's tombstone go through moka's per-key compute lock, and the load only
-//!   inserts if no revocation (or resync) moved the generation since it began. A resync
-//!   also distrusts every "valid" entry loaded before it.
+//!   revocation's tombstone serialize on a lock stripe of the id, and the load inserts only
+//!   if no revocation (or resync) moved the generation since it began. A resync holds
+//!   every stripe while it clears, so no load that began before it can insert after it.
+//!
+//! moka was this cache until the 1 M-session measurement: its bookkeeping alone is about
+//! 350 bytes per entry and its reads record themselves for later housekeeping, which
+//! allocates now and then. `quick_cache` costs about 50 bytes per entry and its reads
+//! only set a reference bit.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use moka::Expiry;
-use moka::ops::compute::Op;
-use moka::sync::Cache;
 use tokio::sync::{OnceCell, Semaphore};
 
+use crate::clock::Clock;
 use crate::error::StoreError;
-use crate::model::{SessionId, SessionRecord};
+use crate::model::{Principal, SessionId, SessionRecord};
 use crate::store::SessionStore;
+use crate::token::{VerifiedToken, ct_eq32};
 
-/// A live session as this node knows it.
+/// How a cached session recognises its token.
+#[derive(Debug)]
+enum Proof {
+    /// The MAC of the token whose secret matched the store's hash. Equal MACs under our
+    /// keys mean equal (id, secret), so comparing MACs spares hashing the secret.
+    Tag([u8; 32]),
+    /// The store's hash of the secret, for an entry whose loading request did not carry
+    /// the matching secret (only possible with a leaked key): every request hashes.
+    SecretHash([u8; 32]),
+}
+
+/// A live session as this node knows it: what the request path needs, nothing more.
 #[derive(Debug)]
 pub(crate) struct Live {
-    pub(crate) record: SessionRecord,
-    /// `record.expires_at` in Unix nanoseconds, for a cheap comparison per request.
+    pub(crate) id: SessionId,
+    pub(crate) principal: Principal,
+    proof: Proof,
+    /// The session's absolute expiry, in Unix nanoseconds.
     pub(crate) expires_at_nanos: i64,
-    /// The cache generation when the load that produced this entry began.
-    loaded_gen: u64,
+    /// The entry is trusted until then (manager clock, Unix nanoseconds).
+    fresh_until: i64,
     /// Unix seconds of the latest request this node saw for the session.
     pub(crate) last_seen: AtomicI64,
     /// Unix seconds of the latest `last_active_at` this node wrote (or loaded).
     pub(crate) last_written: AtomicI64,
     /// Whether this node already reported the session's expiry.
     pub(crate) expiry_reported: AtomicBool,
-    /// The MAC of the token whose secret matched the stored hash here, so later requests
-    /// with the same token skip re-hashing the secret.
-    pub(crate) known_tag: std::sync::OnceLock<[u8; 32]>,
 }
 
 impl Live {
-    fn new(record: SessionRecord, loaded_gen: u64) -> Self {
+    /// The cached form of `record`, which `tag` (if any) is known to prove.
+    fn new(record: SessionRecord, tag: Option<[u8; 32]>, fresh_until: i64) -> Self {
         let last = record.last_active_at.unix_timestamp();
-        let expires_at_nanos =
-            i64::try_from(record.expires_at.unix_timestamp_nanos()).unwrap_or(i64::MAX);
         Self {
-            expires_at_nanos,
-            record,
-            loaded_gen,
+            id: record.id,
+            proof: match tag {
+                Some(tag) => Proof::Tag(tag),
+                None => Proof::SecretHash(record.secret_hash),
+            },
+            expires_at_nanos: nanos(record.expires_at),
+            principal: record.principal,
+            fresh_until,
             last_seen: AtomicI64::new(last),
             last_written: AtomicI64::new(last),
             expiry_reported: AtomicBool::new(false),
-            known_tag: std::sync::OnceLock::new(),
         }
     }
+
+    /// Takes over the activity `older` (a stale entry of the same session) recorded.
+    fn inherit(&self, older: &Self) {
+        self.last_seen
+            .fetch_max(older.last_seen.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.last_written.fetch_max(
+            older.last_written.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        if older.expiry_reported.load(Ordering::Relaxed) {
+            self.expiry_reported.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether `token` is this session's token (constant time).
+    pub(crate) fn proven_by(&self, token: &VerifiedToken) -> bool {
+        match &self.proof {
+            Proof::Tag(tag) => ct_eq32(tag, token.tag()).into(),
+            Proof::SecretHash(hash) => token.matches(hash),
+        }
+    }
+}
+
+fn nanos(at: time::OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+fn duration_nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// What the cache remembers of one session id.
@@ -65,47 +116,37 @@ impl Live {
 pub(crate) enum Cached {
     /// Valid when loaded (expiry is checked on every use).
     Live(Arc<Live>),
-    /// Revoked: terminal, kept this long.
-    Revoked { keep_for: Duration },
-    /// Not in the store (purged, or never stored).
-    Unknown,
-}
-
-struct Policy {
-    staleness: Duration,
-}
-
-impl Expiry<SessionId, Cached> for Policy {
-    fn expire_after_create(&self, _: &SessionId, value: &Cached, _: Instant) -> Option<Duration> {
-        Some(match value {
-            Cached::Live(_) | Cached::Unknown => self.staleness,
-            Cached::Revoked { keep_for } => *keep_for,
-        })
-    }
-
-    fn expire_after_update(
-        &self,
-        key: &SessionId,
-        value: &Cached,
-        at: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        self.expire_after_create(key, value, at)
-    }
+    /// Revoked: terminal, kept until then (Unix nanoseconds).
+    Revoked { until: i64 },
+    /// Not in the store (purged, or never stored); trusted until then.
+    Unknown { until: i64 },
 }
 
 type LoadResult = Result<Cached, Arc<StoreError>>;
+
+/// Lock stripes serializing inserts and revocations of one id (ids are random, so the
+/// first byte spreads them).
+const STRIPES: usize = 64;
+
+type Table = quick_cache::sync::Cache<
+    SessionId,
+    Cached,
+    quick_cache::UnitWeighter,
+    rustc_hash::FxBuildHasher,
+>;
 
 pub(crate) struct SessionCache {
     /// Keyed with a fast non-cryptographic hasher: only ids from tokens whose MAC verified
     /// reach the cache, and those are random UUIDs we issued, so no one can choose keys to
     /// collide.
-    cache: Cache<SessionId, Cached, rustc_hash::FxBuildHasher>,
+    table: Table,
+    stripes: Box<[Mutex<()>]>,
     in_flight: Mutex<HashMap<SessionId, Arc<OnceCell<LoadResult>>>>,
     /// Moves on every revocation and resync seen by this node.
     generation: AtomicU64,
-    /// "Valid" entries loaded before this generation are not trusted (a resync happened).
-    trusted_from: AtomicU64,
+    /// How long a "valid" or "unknown" answer is trusted, in nanoseconds.
+    staleness: i64,
+    clock: Arc<dyn Clock>,
     loads: Semaphore,
     deadline: Duration,
 }
@@ -113,10 +154,14 @@ pub(crate) struct SessionCache {
 impl std::fmt::Debug for SessionCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionCache")
-            .field("entries", &self.cache.entry_count())
+            .field("entries", &self.table.len())
             .field("generation", &self.generation.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
+}
+
+fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl SessionCache {
@@ -125,61 +170,96 @@ impl SessionCache {
         staleness: Duration,
         max_loads: usize,
         deadline: Duration,
+        clock: Arc<dyn Clock>,
     ) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            cache: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(Policy { staleness })
-                .build_with_hasher(rustc_hash::FxBuildHasher),
+            table: Table::with(
+                usize::try_from(capacity).unwrap_or(usize::MAX),
+                capacity,
+                quick_cache::UnitWeighter,
+                rustc_hash::FxBuildHasher,
+                quick_cache::sync::DefaultLifecycle::default(),
+            ),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             in_flight: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
-            trusted_from: AtomicU64::new(0),
+            staleness: duration_nanos(staleness),
+            clock,
             loads: Semaphore::new(max_loads),
             deadline,
         }
     }
 
-    /// The cached state, if there is a trustworthy one. Synchronous and allocation-free.
-    pub(crate) fn get(&self, id: SessionId) -> Option<Cached> {
-        let hit = self.cache.get(&id)?;
-        match &hit {
-            Cached::Live(live) if live.loaded_gen < self.trusted_from.load(Ordering::Acquire) => {
-                None
-            }
-            _ => Some(hit),
-        }
+    /// How many entries the cache holds.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
     }
 
-    fn in_flight(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<OnceCell<LoadResult>>>> {
+    fn stripe(&self, id: SessionId) -> &Mutex<()> {
+        &self.stripes[usize::from(id.as_bytes()[0]) % STRIPES]
+    }
+
+    /// The cached state at `now` (Unix nanoseconds, manager clock), if there is a
+    /// trustworthy one. Synchronous and allocation-free.
+    pub(crate) fn get(&self, id: SessionId, now: i64) -> Option<Cached> {
+        let hit = self.table.get(&id)?;
+        let trusted = match &hit {
+            Cached::Live(live) => self.fresh(live.fresh_until, now),
+            Cached::Unknown { until } => self.fresh(*until, now),
+            Cached::Revoked { until } => now < *until,
+        };
+        trusted.then_some(hit)
+    }
+
+    /// Whether an answer trusted until `until` still is at `now`: not after it, and not
+    /// before its load (a clock that went back does not extend the trust).
+    fn fresh(&self, until: i64, now: i64) -> bool {
+        now < until && now >= until.saturating_sub(self.staleness)
+    }
+
+    fn in_flight(&self) -> MutexGuard<'_, HashMap<SessionId, Arc<OnceCell<LoadResult>>>> {
         self.in_flight
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Loads the state from the store, sharing one load among concurrent callers.
+    /// Loads the state from the store for `token`, sharing one load among concurrent
+    /// callers. `keep_revoked` is how long a revoked answer is kept.
     pub(crate) async fn load(
         &self,
-        id: SessionId,
+        token: &VerifiedToken,
         store: &dyn SessionStore,
         keep_revoked: impl Fn(&SessionRecord) -> Duration,
     ) -> LoadResult {
+        let id = token.id;
         let cell = self.in_flight().entry(id).or_default().clone();
         let result = cell
             .get_or_init(|| async {
                 // A load that finished between our miss and now left its answer.
-                if let Some(hit) = self.get(id) {
+                if let Some(hit) = self.get(id, self.clock.unix_nanos()) {
                     return Ok(hit);
                 }
                 let started = self.generation.load(Ordering::Acquire);
                 let record = self.load_from_store(id, store).await.map_err(Arc::new)?;
+                let now = self.clock.unix_nanos();
+                let fresh_until = now.saturating_add(self.staleness);
                 let value = match record {
-                    None => Cached::Unknown,
+                    None => Cached::Unknown { until: fresh_until },
                     Some(rec) if rec.is_revoked() => Cached::Revoked {
-                        keep_for: keep_revoked(&rec),
+                        until: now.saturating_add(duration_nanos(keep_revoked(&rec))),
                     },
-                    Some(rec) => Cached::Live(Arc::new(Live::new(rec, started))),
+                    Some(rec) => {
+                        let tag = token.matches(&rec.secret_hash).then(|| *token.tag());
+                        let live = Live::new(rec, tag, fresh_until);
+                        // A refresh of an entry gone stale keeps what this node saw of
+                        // the session since the store last heard of it.
+                        if let Some(Cached::Live(old)) = self.table.peek(&id) {
+                            live.inherit(&old);
+                        }
+                        Cached::Live(Arc::new(live))
+                    }
                 };
                 self.put_unless_overtaken(id, value.clone(), started);
                 Ok(value)
@@ -194,16 +274,14 @@ impl SessionCache {
     }
 
     /// Inserts `value` unless a revocation or resync moved the generation since `started`.
-    /// Runs under the key's compute lock, so a revocation cannot slip in between.
+    /// Runs under the id's stripe, so a revocation cannot slip in between.
     fn put_unless_overtaken(&self, id: SessionId, value: Cached, started: u64) {
-        let overtakeable = matches!(value, Cached::Live(_) | Cached::Unknown);
-        self.cache.entry(id).and_compute_with(|_| {
-            if overtakeable && self.generation.load(Ordering::Acquire) != started {
-                Op::Nop
-            } else {
-                Op::Put(value)
-            }
-        });
+        let overtakeable = !matches!(value, Cached::Revoked { .. });
+        let _stripe = lock(self.stripe(id));
+        if overtakeable && self.generation.load(Ordering::Acquire) != started {
+            return;
+        }
+        self.table.insert(id, value);
     }
 
     async fn load_from_store(
@@ -228,31 +306,42 @@ impl SessionCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Caches a session this node just created, unless a revocation ran since `started`.
-    pub(crate) fn insert_live(&self, record: SessionRecord, started: u64) -> Arc<Live> {
-        let live = Arc::new(Live::new(record, started));
-        self.put_unless_overtaken(live.record.id, Cached::Live(live.clone()), started);
+    /// Caches a session this node just created for the token with MAC `tag`, unless a
+    /// revocation ran since `started`.
+    pub(crate) fn insert_live(
+        &self,
+        record: SessionRecord,
+        tag: [u8; 32],
+        started: u64,
+    ) -> Arc<Live> {
+        let fresh_until = self.clock.unix_nanos().saturating_add(self.staleness);
+        let live = Arc::new(Live::new(record, Some(tag), fresh_until));
+        self.put_unless_overtaken(live.id, Cached::Live(live.clone()), started);
         live
     }
 
-    /// Marks a session revoked, serialized with any insert of it.
+    /// Marks a session revoked for `keep_for`, serialized with any insert of it.
     pub(crate) fn mark_revoked(&self, id: SessionId, keep_for: Duration) {
+        let until = self
+            .clock
+            .unix_nanos()
+            .saturating_add(duration_nanos(keep_for));
+        let _stripe = lock(self.stripe(id));
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.cache
-            .entry(id)
-            .and_compute_with(|_| Op::Put(Cached::Revoked { keep_for }));
+        self.table.insert(id, Cached::Revoked { until });
     }
 
     /// Forgets a session (a push said it was revoked elsewhere; the store has the detail).
     pub(crate) fn forget(&self, id: SessionId) {
+        let _stripe = lock(self.stripe(id));
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.cache.entry(id).and_compute_with(|_| Op::Remove);
+        self.table.remove(&id);
     }
 
-    /// Distrusts every cached answer (the push channel may have missed messages).
+    /// Drops every cached answer (the push channel may have missed messages).
     pub(crate) fn resync(&self) {
-        let now = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        self.trusted_from.fetch_max(now, Ordering::AcqRel);
-        self.cache.invalidate_all();
+        let _all: Vec<_> = self.stripes.iter().map(lock).collect();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.table.clear();
     }
 }

@@ -54,6 +54,12 @@ impl ManualClock {
         let nanos = i64::try_from(by.as_nanos()).expect("duration within i64 nanos");
         self.unix_nanos.fetch_add(nanos, Ordering::SeqCst);
     }
+
+    /// Moves the clock back, as a system clock stepped by NTP might.
+    pub fn rewind(&self, by: std::time::Duration) {
+        let nanos = i64::try_from(by.as_nanos()).expect("duration within i64 nanos");
+        self.unix_nanos.fetch_sub(nanos, Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::SessionId;
-use crate::model::{Actor, AgentId, RevocationReason, SessionKind, SessionRecord, UserId};
+use crate::model::{
+    Actor, AgentId, Principal, RevocationReason, SessionKind, SessionRecord, UserId,
+};
 
 /// What happened to a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,14 +57,34 @@ impl SessionEvent {
         actor: Actor,
         occurred_at: OffsetDateTime,
     ) -> Self {
+        Self::about(
+            event_type,
+            record.id,
+            &record.principal,
+            reason,
+            actor,
+            occurred_at,
+        )
+    }
+
+    /// An event about session `id` of `principal`.
+    #[must_use]
+    pub fn about(
+        event_type: EventType,
+        id: SessionId,
+        principal: &Principal,
+        reason: Option<RevocationReason>,
+        actor: Actor,
+        occurred_at: OffsetDateTime,
+    ) -> Self {
         Self {
             id: uuid::Uuid::now_v7().hyphenated().to_string(),
             event_type,
             occurred_at,
-            session_id: record.id,
-            user_id: record.user_id().clone(),
-            session_kind: record.principal.kind(),
-            agent_id: record.principal.agent_id().cloned(),
+            session_id: id,
+            user_id: principal.user_id().clone(),
+            session_kind: principal.kind(),
+            agent_id: principal.agent_id().cloned(),
             reason,
             actor,
         }

@@ -27,38 +27,39 @@ impl Session {
     /// The session's id.
     #[must_use]
     pub fn id(&self) -> SessionId {
-        self.0.record.id
+        self.0.id
     }
 
     /// Who it authenticates.
     #[must_use]
     pub fn principal(&self) -> &Principal {
-        &self.0.record.principal
+        &self.0.principal
     }
 
     /// The user (for an agent, the user it acts for).
     #[must_use]
     pub fn user_id(&self) -> &UserId {
-        self.0.record.user_id()
+        self.0.principal.user_id()
     }
 
     /// User or agent.
     #[must_use]
     pub fn kind(&self) -> SessionKind {
-        self.0.record.principal.kind()
+        self.0.principal.kind()
     }
 
-    /// The full record as this node knows it.
+    /// When the session ends at the latest, whatever its activity.
     #[must_use]
-    pub fn record(&self) -> &SessionRecord {
-        &self.0.record
+    pub fn expires_at(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0.expires_at_nanos))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
     /// The latest activity this node has seen (whole seconds).
     #[must_use]
     pub fn last_active_at(&self) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(self.0.last_seen.load(Ordering::Relaxed))
-            .unwrap_or(self.0.record.last_active_at)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 }
 
@@ -169,6 +170,7 @@ impl SessionManager {
             config.cache_ttl,
             config.max_concurrent_loads,
             config.load_timeout,
+            clock.clone(),
         );
         let (events, _) = broadcast::channel(config.event_capacity);
         let inner = Arc::new(Inner {
@@ -305,6 +307,7 @@ impl SessionManager {
         let IssuedToken {
             id,
             secret_hash,
+            tag,
             token,
         } = self.inner.keys.issue();
         let now = self.now();
@@ -330,7 +333,7 @@ impl SessionManager {
         }
         // Granting an agent is also the user's doing.
         self.emit(EventType::Created, &record, None, Actor::User);
-        let live = self.inner.cache.insert_live(record, started);
+        let live = self.inner.cache.insert_live(record, tag, started);
         Ok(Issued {
             session: Session(live),
             token,
@@ -363,10 +366,11 @@ impl SessionManager {
     /// The answer from this node's cache alone, if it has one: synchronous, and allocation
     /// free on a hit. `None` means the store must be asked ([`Self::validate_loaded`]).
     pub fn validate_cached(&self, token: &VerifiedToken) -> Option<Result<Session, Denial>> {
+        let now = self.inner.clock.unix_nanos();
         self.inner
             .cache
-            .get(token.id)
-            .map(|cached| self.judge(token, cached))
+            .get(token.id, now)
+            .map(|cached| self.judge(token, cached, now))
     }
 
     /// The answer after loading the session from the store (shared with concurrent loads
@@ -379,35 +383,40 @@ impl SessionManager {
         let cached = self
             .inner
             .cache
-            .load(token.id, &*self.inner.store, |rec| self.keep_revoked(rec))
+            .load(token, &*self.inner.store, |rec| self.keep_revoked(rec))
             .await
             .map_err(Denial::Unavailable)?;
-        self.judge(token, cached)
+        self.judge(token, cached, self.inner.clock.unix_nanos())
     }
 
-    fn judge(&self, token: &VerifiedToken, cached: Cached) -> Result<Session, Denial> {
+    fn judge(
+        &self,
+        token: &VerifiedToken,
+        cached: Cached,
+        now_nanos: i64,
+    ) -> Result<Session, Denial> {
         let live = match cached {
             Cached::Live(live) => live,
             Cached::Revoked { .. } => return Err(Denial::Revoked),
-            Cached::Unknown => return Err(Denial::Invalid),
+            Cached::Unknown { .. } => return Err(Denial::Invalid),
         };
-        let known = live
-            .known_tag
-            .get()
-            .is_some_and(|tag| bool::from(crate::token::ct_eq32(tag, token.tag())));
-        if !known {
-            if !token.matches(&live.record.secret_hash) {
-                return Err(Denial::Invalid);
-            }
-            let _ = live.known_tag.set(*token.tag());
+        if !live.proven_by(token) {
+            return Err(Denial::Invalid);
         }
-        let now_nanos = self.inner.clock.unix_nanos();
         let now_s = now_nanos.div_euclid(1_000_000_000);
         let idle = i64::try_from(self.inner.config.idle_timeout.as_secs()).unwrap_or(i64::MAX);
         let last = live.last_seen.load(Ordering::Relaxed);
         if now_nanos >= live.expires_at_nanos || now_s.saturating_sub(last) >= idle {
             if !live.expiry_reported.swap(true, Ordering::Relaxed) {
-                self.emit(EventType::Expired, &live.record, None, Actor::System);
+                let ev = SessionEvent::about(
+                    EventType::Expired,
+                    live.id,
+                    &live.principal,
+                    None,
+                    Actor::System,
+                    self.now(),
+                );
+                let _ = self.inner.events.send(ev);
             }
             return Err(Denial::Expired);
         }
@@ -435,7 +444,7 @@ impl SessionManager {
         let now = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_nanos))
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let store = self.inner.store.clone();
-        let id = live.record.id;
+        let id = live.id;
         let deadline = self.inner.config.load_timeout;
         tokio::spawn(async move {
             match tokio::time::timeout(deadline, store.touch(id, now)).await {

@@ -133,10 +133,12 @@ impl KeySet {
         raw[1 + ID_LEN..SIGNED_LEN].copy_from_slice(&secret);
         let mut mac = self.macs[0].clone();
         mac.update(&raw[..SIGNED_LEN]);
-        raw[SIGNED_LEN..].copy_from_slice(&mac.finalize().into_bytes());
+        let tag: [u8; MAC_LEN] = mac.finalize().into_bytes().into();
+        raw[SIGNED_LEN..].copy_from_slice(&tag);
         IssuedToken {
             id,
             secret_hash: secret_hash(&secret),
+            tag,
             token: SessionToken(URL_SAFE_NO_PAD.encode(raw)),
         }
     }
@@ -250,6 +252,8 @@ pub struct IssuedToken {
     pub id: SessionId,
     /// SHA-256 of the secret: what the store keeps.
     pub secret_hash: [u8; 32],
+    /// The token's MAC (see [`VerifiedToken::tag`]).
+    pub tag: [u8; MAC_LEN],
     /// The token to hand to the client, once.
     pub token: SessionToken,
 }

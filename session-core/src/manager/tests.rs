@@ -107,7 +107,8 @@ async fn touch_writes_at_most_once_per_interval() {
     let config = SessionConfig::new()
         .with_idle_timeout(Duration::from_secs(3600))
         .unwrap()
-        .with_touch_interval(Duration::from_secs(10));
+        .with_touch_interval(Duration::from_secs(10))
+        .with_cache_ttl(Duration::from_secs(3600));
     let store = FaultyStore::new(MemoryStore::new());
     let m = manager_on(store.clone(), config, &clock);
     let s = login(&m, "alice").await;
@@ -491,4 +492,66 @@ async fn a_valid_mac_with_the_wrong_secret_is_invalid() {
             Err(Denial::Invalid)
         ));
     }
+}
+
+/// A revocation written to the store behind this node's back (no push) is in force once
+/// the cached answer is older than the staleness bound, and not sooner.
+#[tokio::test]
+async fn a_revocation_without_push_holds_within_the_staleness_bound() {
+    let clock = clock();
+    let config = SessionConfig::new().with_cache_ttl(Duration::from_secs(30));
+    let store = FaultyStore::new(MemoryStore::new());
+    let m = manager_on(store.clone(), config, &clock);
+    let s = login(&m, "alice").await;
+    let token = s.token.expose().as_bytes();
+    store
+        .revoke(s.session.id(), &RevocationReason::SignedOut, clock.now())
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(29));
+    assert!(m.validate(token).await.is_ok(), "cached for 30 s");
+    assert_eq!(store.calls.load.load(Ordering::SeqCst), 0);
+    clock.advance(Duration::from_secs(1));
+    assert!(matches!(m.validate(token).await, Err(Denial::Revoked)));
+    assert_eq!(store.calls.load.load(Ordering::SeqCst), 1);
+}
+
+/// A clock stepped back does not stretch how long a cached answer is trusted.
+#[tokio::test]
+async fn a_clock_stepped_back_does_not_extend_trust() {
+    let clock = clock();
+    let config = SessionConfig::new().with_cache_ttl(Duration::from_secs(30));
+    let store = FaultyStore::new(MemoryStore::new());
+    let m = manager_on(store.clone(), config, &clock);
+    let s = login(&m, "alice").await;
+    let token = s.token.expose().as_bytes();
+    assert!(m.validate(token).await.is_ok());
+    assert_eq!(store.calls.load.load(Ordering::SeqCst), 0);
+    clock.rewind(Duration::from_secs(3600));
+    assert!(m.validate(token).await.is_ok());
+    assert_eq!(
+        store.calls.load.load(Ordering::SeqCst),
+        1,
+        "an answer from the clock's future is reloaded"
+    );
+}
+
+/// The cache holds no more entries than its capacity.
+#[tokio::test]
+async fn the_cache_stays_within_its_capacity() {
+    let clock = clock();
+    let config = SessionConfig::new().with_cache_capacity(100);
+    let m = manager_on(Arc::new(MemoryStore::new()), config, &clock);
+    let mut tokens = Vec::new();
+    for i in 0..1000 {
+        tokens.push(login(&m, &format!("u{i}")).await.token);
+    }
+    for t in &tokens {
+        assert!(m.validate(t.expose().as_bytes()).await.is_ok());
+    }
+    assert!(
+        m.inner.cache.len() <= 100,
+        "{} entries",
+        m.inner.cache.len()
+    );
 }
