@@ -3,7 +3,7 @@
 //! - A hit is one read-locked lookup in a sharded [`quick_cache`] table, an `Arc` clone and
 //!   a few integer compares: no allocation, no await, no housekeeping on the reader.
 //! - Entries are compact: the id, the principal, a 32-byte proof of the token, and a few
-//!   integers. The device details stay in the store, which answers the listings.
+//!   integers, in one 160-byte allocation. The device details stay in the store, which answers the listings.
 //! - Concurrent misses for one id share one store load (a once-cell per id in flight),
 //!   under the deadline and within the bound on loads in flight.
 //! - "Valid" and "unknown" answers are trusted for the staleness bound by the manager's
@@ -21,7 +21,7 @@
 //! only set a reference bit.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -33,15 +33,16 @@ use crate::model::{Principal, SessionId, SessionRecord};
 use crate::store::SessionStore;
 use crate::token::{VerifiedToken, ct_eq32};
 
-/// How a cached session recognises its token.
-#[derive(Debug)]
-enum Proof {
-    /// The MAC of the token whose secret matched the store's hash. Equal MACs under our
-    /// keys mean equal (id, secret), so comparing MACs spares hashing the secret.
-    Tag([u8; 32]),
-    /// The store's hash of the secret, for an entry whose loading request did not carry
-    /// the matching secret (only possible with a leaked key): every request hashes.
-    SecretHash([u8; 32]),
+/// Unix seconds of 2020-01-01: activity times are kept as `u32` seconds since then
+/// (good until 2156), which keeps an entry within one 160-byte allocation.
+const ACTIVITY_EPOCH: i64 = 1_577_836_800;
+
+fn to_activity(unix_s: i64) -> u32 {
+    u32::try_from(unix_s.saturating_sub(ACTIVITY_EPOCH).max(0)).unwrap_or(u32::MAX)
+}
+
+fn from_activity(s: u32) -> i64 {
+    ACTIVITY_EPOCH + i64::from(s)
 }
 
 /// A live session as this node knows it: what the request path needs, nothing more.
@@ -49,35 +50,39 @@ enum Proof {
 pub(crate) struct Live {
     pub(crate) id: SessionId,
     pub(crate) principal: Principal,
-    proof: Proof,
+    /// How the token is recognised: by default the MAC of the token whose secret matched
+    /// the store's hash (equal MACs under our keys mean equal id and secret, so comparing
+    /// MACs spares hashing the secret); when `proof_is_hash`, the store's hash of the
+    /// secret, for an entry whose loading request did not carry the matching secret (only
+    /// possible with a leaked key), so every request hashes.
+    proof: [u8; 32],
+    proof_is_hash: bool,
+    /// Whether this node already reported the session's expiry.
+    expiry_reported: AtomicBool,
     /// The session's absolute expiry, in Unix nanoseconds.
     pub(crate) expires_at_nanos: i64,
     /// The entry is trusted until then (manager clock, Unix nanoseconds).
     fresh_until: i64,
-    /// Unix seconds of the latest request this node saw for the session.
-    pub(crate) last_seen: AtomicI64,
-    /// Unix seconds of the latest `last_active_at` this node wrote (or loaded).
-    pub(crate) last_written: AtomicI64,
-    /// Whether this node already reported the session's expiry.
-    pub(crate) expiry_reported: AtomicBool,
+    /// The latest request this node saw for the session (see [`ACTIVITY_EPOCH`]).
+    last_seen: AtomicU32,
+    /// The latest `last_active_at` this node wrote or loaded (see [`ACTIVITY_EPOCH`]).
+    last_written: AtomicU32,
 }
 
 impl Live {
     /// The cached form of `record`, which `tag` (if any) is known to prove.
     fn new(record: SessionRecord, tag: Option<[u8; 32]>, fresh_until: i64) -> Self {
-        let last = record.last_active_at.unix_timestamp();
+        let last = to_activity(record.last_active_at.unix_timestamp());
         Self {
             id: record.id,
-            proof: match tag {
-                Some(tag) => Proof::Tag(tag),
-                None => Proof::SecretHash(record.secret_hash),
-            },
+            proof: tag.unwrap_or(record.secret_hash),
+            proof_is_hash: tag.is_none(),
+            expiry_reported: AtomicBool::new(false),
             expires_at_nanos: nanos(record.expires_at),
             principal: record.principal,
             fresh_until,
-            last_seen: AtomicI64::new(last),
-            last_written: AtomicI64::new(last),
-            expiry_reported: AtomicBool::new(false),
+            last_seen: AtomicU32::new(last),
+            last_written: AtomicU32::new(last),
         }
     }
 
@@ -96,10 +101,45 @@ impl Live {
 
     /// Whether `token` is this session's token (constant time).
     pub(crate) fn proven_by(&self, token: &VerifiedToken) -> bool {
-        match &self.proof {
-            Proof::Tag(tag) => ct_eq32(tag, token.tag()).into(),
-            Proof::SecretHash(hash) => token.matches(hash),
+        if self.proof_is_hash {
+            token.matches(&self.proof)
+        } else {
+            ct_eq32(&self.proof, token.tag()).into()
         }
+    }
+
+    /// Unix seconds of the latest request this node saw.
+    pub(crate) fn last_seen(&self) -> i64 {
+        from_activity(self.last_seen.load(Ordering::Relaxed))
+    }
+
+    /// Records a request at `unix_s`.
+    pub(crate) fn saw(&self, unix_s: i64) {
+        self.last_seen
+            .fetch_max(to_activity(unix_s), Ordering::Relaxed);
+    }
+
+    /// Unix seconds of the latest activity written to (or loaded from) the store.
+    pub(crate) fn last_written(&self) -> i64 {
+        from_activity(self.last_written.load(Ordering::Relaxed))
+    }
+
+    /// Claims the write of activity at `unix_s`, if the latest written is still
+    /// `written`: false when another request of the session got there first.
+    pub(crate) fn claim_write(&self, written: i64, unix_s: i64) -> bool {
+        self.last_written
+            .compare_exchange(
+                to_activity(written),
+                to_activity(unix_s),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// True the first time only: whether this call should report the expiry.
+    pub(crate) fn first_expiry_report(&self) -> bool {
+        !self.expiry_reported.swap(true, Ordering::Relaxed)
     }
 }
 
@@ -343,5 +383,29 @@ impl SessionCache {
         let _all: Vec<_> = self.stripes.iter().map(lock).collect();
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.table.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry and its `Arc` header fit one 160-byte allocator chunk (glibc adds 8 bytes
+    /// and rounds to 16): the 1 M-session memory target depends on it.
+    #[test]
+    fn an_entry_fits_in_160_bytes() {
+        assert!(
+            size_of::<Live>() + 16 + 8 <= 160,
+            "Live is {} bytes",
+            size_of::<Live>()
+        );
+    }
+
+    #[test]
+    fn activity_seconds_round_trip_and_saturate() {
+        let now = 1_800_000_000;
+        assert_eq!(from_activity(to_activity(now)), now);
+        assert_eq!(from_activity(to_activity(0)), ACTIVITY_EPOCH);
+        assert_eq!(to_activity(i64::MAX), u32::MAX);
     }
 }

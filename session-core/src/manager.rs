@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -58,7 +57,7 @@ impl Session {
     /// The latest activity this node has seen (whole seconds).
     #[must_use]
     pub fn last_active_at(&self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(self.0.last_seen.load(Ordering::Relaxed))
+        OffsetDateTime::from_unix_timestamp(self.0.last_seen())
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 }
@@ -405,9 +404,9 @@ impl SessionManager {
         }
         let now_s = now_nanos.div_euclid(1_000_000_000);
         let idle = i64::try_from(self.inner.config.idle_timeout.as_secs()).unwrap_or(i64::MAX);
-        let last = live.last_seen.load(Ordering::Relaxed);
+        let last = live.last_seen();
         if now_nanos >= live.expires_at_nanos || now_s.saturating_sub(last) >= idle {
-            if !live.expiry_reported.swap(true, Ordering::Relaxed) {
+            if live.first_expiry_report() {
                 let ev = SessionEvent::about(
                     EventType::Expired,
                     live.id,
@@ -421,7 +420,7 @@ impl SessionManager {
             return Err(Denial::Expired);
         }
         if now_s > last {
-            live.last_seen.fetch_max(now_s, Ordering::Relaxed);
+            live.saw(now_s);
         }
         self.maybe_touch(&live, now_nanos, now_s);
         Ok(Session(live))
@@ -430,15 +429,11 @@ impl SessionManager {
     fn maybe_touch(&self, live: &Arc<Live>, now_nanos: i64, now_s: i64) {
         let interval = i64::try_from(self.inner.config.effective_touch_interval().as_secs())
             .unwrap_or(i64::MAX);
-        let written = live.last_written.load(Ordering::Relaxed);
+        let written = live.last_written();
         if now_s.saturating_sub(written) < interval.max(1) {
             return;
         }
-        if live
-            .last_written
-            .compare_exchange(written, now_s, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
+        if !live.claim_write(written, now_s) {
             return; // another request of this session is writing
         }
         let now = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_nanos))

@@ -361,7 +361,9 @@ async fn touches(out: &mut String) -> Result<(), BoxError> {
     writeln!(
         out,
         "\nCounted by `session_core::testing::FaultyStore` around a MemoryStore. Issuing caches \
-         the session, so no validation loads it.\n"
+         the session; a cached answer is trusted for the staleness bound (30 s by default, by \
+         the manager's clock), so the simulated run reloads it once per 30 simulated seconds \
+         and the real one never.\n"
     )?;
     Ok(())
 }
