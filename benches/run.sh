@@ -5,6 +5,7 @@
 #   benches/run.sh
 #
 # Environment (defaults):
+#   ROUNDS=3          how many times every variant runs; the table shows medians
 #   DURATION=10s      length of each measured wrk run
 #   WARMUP=2s         unmeasured wrk run before each measured one
 #   CONNECTIONS=32    wrk connections (one wrk thread)
@@ -12,7 +13,7 @@
 #                     does not answer PING)
 #   SERVER_CPU=0 WRK_CPU=1   the cores the server and wrk are pinned to
 #   VARIANTS="..."    the non-bare variants to run (default: all); the bare baselines
-#                     always run, before and after them
+#                     always run, at the start of every round and once more at the end
 #   RESULTS=benches/RESULTS.md   where the table is written
 #
 # For each variant: start the server pinned to SERVER_CPU, read its `listening on` and
@@ -25,6 +26,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -137,6 +139,23 @@ start_server() { # variant -> sets SERVER_PID, ADDR, COOKIE
     die "$variant did not print its address and cookie within 30 s"
 }
 
+p99_us() { # wrk's latency (850.00us, 2.59ms, 1.02s) -> microseconds
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) f = 1; else if (v ~ /ms$/) f = 1000; else if (v ~ /s$/) f = 1000000; else f = 1
+        printf "%.1f", n * f
+    }'
+}
+last() { awk '{ print $NF }' <<<"$1"; }
+median() { # space-separated numbers -> their median
+    tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{ a[NR] = $1 } END {
+        if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2
+    }'
+}
+range() { # space-separated numbers -> "min–max"
+    tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f–%.0f", lo, hi }'
+}
+
 run_variant() { # variant [label]
     local variant=$1 label=${2:-$1}
     echo "== $label" >&2
@@ -177,13 +196,13 @@ run_variant() { # variant [label]
         NOTES+=("$label: wrk $(grep 'Socket errors' "$out" | sed 's/^ *//')")
     fi
 
-    ROWS+=("$label")
+    [[ -n ${FW[$label]:-} ]] || ROWS+=("$label")
     FW[$label]=${variant%%-*}
-    RPS[$label]=$rps
-    P99[$label]=$p99
-    CPU_US[$label]=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
-    CORE[$label]=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v s="$seconds" 'BEGIN { printf "%.0f", t / hz / s * 100 }')
-    echo "   $rps req/s, p99 $p99, ${CPU_US[$label]} µs CPU/request, server core ${CORE[$label]}%" >&2
+    RPS[$label]+="$rps "
+    P99[$label]+="$(p99_us "$p99") "
+    CPU_US[$label]+="$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }') "
+    CORE[$label]+="$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v s="$seconds" 'BEGIN { printf "%.0f", t / hz / s * 100 }') "
+    echo "   $rps req/s, p99 $p99, server CPU $(last "${CPU_US[$label]}") µs/request, core $(last "${CORE[$label]}")%" >&2
 }
 
 # --- the runs ----------------------------------------------------------------------------
@@ -191,38 +210,43 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 declare -a SKIPPED=()
 
-run_variant axum-bare "axum-bare (before)"
-run_variant actix-bare "actix-bare (before)"
-for variant in $VARIANTS; do
-    if [[ $variant == *-redis && $REDIS_OK == 0 ]]; then
-        SKIPPED+=("$variant")
-        continue
-    fi
-    run_variant "$variant"
+for round in $(seq 1 "$ROUNDS"); do
+    echo "== round $round of $ROUNDS" >&2
+    run_variant axum-bare
+    run_variant actix-bare
+    for variant in $VARIANTS; do
+        if [[ $variant == *-redis && $REDIS_OK == 0 ]]; then
+            [[ $round == 1 ]] && SKIPPED+=("$variant")
+            continue
+        fi
+        run_variant "$variant"
+    done
 done
-run_variant axum-bare "axum-bare (after)"
-run_variant actix-bare "actix-bare (after)"
+echo "== closing baselines" >&2
+run_variant axum-bare
+run_variant actix-bare
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the table ---------------------------------------------------------------------------
-avg() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a + b) / 2 }'; }
 declare -A BASE_RPS=() BASE_CPU=()
 for fw in axum actix; do
-    BASE_RPS[$fw]=$(avg "${RPS[$fw-bare (before)]}" "${RPS[$fw-bare (after)]}")
-    BASE_CPU[$fw]=$(avg "${CPU_US[$fw-bare (before)]}" "${CPU_US[$fw-bare (after)]}")
+    BASE_RPS[$fw]=$(median "${RPS[$fw-bare]}")
+    BASE_CPU[$fw]=$(median "${CPU_US[$fw-bare]}")
 done
 
 table() {
-    echo "| variant | requests/s | p99 latency | throughput vs bare | server CPU µs/request | CPU µs/request over bare | server core busy |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| variant | runs | requests/s (median) | requests/s (range) | p99 latency | throughput vs bare | server CPU µs/request | CPU µs/request over bare | server core busy |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     local label fw
     for label in "${ROWS[@]}"; do
         fw=${FW[$label]}
-        awk -v l="$label" -v rps="${RPS[$label]}" -v p99="${P99[$label]}" -v cpu="${CPU_US[$label]}" \
-            -v brps="${BASE_RPS[$fw]}" -v bcpu="${BASE_CPU[$fw]}" -v core="${CORE[$label]}" \
-            -v note="${NOTE[$label]:-}" 'BEGIN {
-                printf "| %s%s | %.0f | %s | %.2f | %.2f | %+.2f | %s%% |\n",
-                    l, (note == "" ? "" : " (" note "!)"), rps, p99, rps / brps, cpu, cpu - bcpu, core
+        awk -v l="$label" -v runs="$(wc -w <<<"${RPS[$label]}")" -v rps="$(median "${RPS[$label]}")" \
+            -v range="$(range "${RPS[$label]}")" -v p99="$(median "${P99[$label]}")" \
+            -v cpu="$(median "${CPU_US[$label]}")" -v brps="${BASE_RPS[$fw]}" -v bcpu="${BASE_CPU[$fw]}" \
+            -v core="$(median "${CORE[$label]}")" -v note="${NOTE[$label]:-}" 'BEGIN {
+                p = (p99 >= 1000 ? sprintf("%.2f ms", p99 / 1000) : sprintf("%.0f µs", p99))
+                printf "| %s%s | %d | %.0f | %s | %s | %.2f | %.2f | %+.2f | %.0f%% |\n",
+                    l, (note == "" ? "" : " (" note "!)"), runs, rps, range, p, rps / brps, cpu, cpu - bcpu, core
             }'
     done
 }
@@ -246,11 +270,13 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     echo
     table
     echo
-    echo "Throughput vs bare and CPU over bare compare each row with its framework's bare"
-    echo "baseline, the mean of the runs before and after the others (the bare rows against"
-    echo "that mean show the run-to-run noise). Server CPU is utime+stime of the server"
-    echo "process over the measured run, divided by the requests wrk completed; server core"
-    echo "busy is that CPU time over the run's length (100% = the server's core saturated)."
+    echo "Every variant ran $ROUNDS times, in $ROUNDS rounds of all variants; each round starts"
+    echo "with the two bare baselines, which also run once more at the end. Each figure is"
+    echo "the median of a variant's runs (the range shows the run-to-run noise). Throughput"
+    echo "vs bare and CPU over bare compare a variant with its framework's bare baseline."
+    echo "Server CPU is utime+stime of the server process over a measured run, divided by"
+    echo "the requests wrk completed; server core busy is that CPU time over the run's"
+    echo "length (100% = the server's core saturated)."
     if ((${#SKIPPED[@]})); then
         echo
         echo "Skipped (Redis did not answer PING at \`$REDIS_URL\`): ${SKIPPED[*]}."
