@@ -6,14 +6,14 @@
 #
 # Environment (defaults):
 #   ROUNDS=3          how many times every variant runs; the table shows medians
-#   DURATION=10s      length of each measured wrk run
-#   WARMUP=2s         unmeasured wrk run before each measured one
+#   DURATION=6s       length of each measured wrk run
+#   WARMUP=1s         unmeasured wrk run before each measured one
 #   CONNECTIONS=32    wrk connections (one wrk thread)
 #   REDIS_URL=redis://127.0.0.1:6379   Redis for the *-redis variants (skipped if it
 #                     does not answer PING)
 #   SERVER_CPU=0 WRK_CPU=1   the cores the server and wrk are pinned to
-#   VARIANTS="..."    the non-bare variants to run (default: all); the bare baselines
-#                     always run, at the start of every round and once more at the end
+#   VARIANTS="..."    the non-bare variants to run (default: all); each runs right after
+#                     a run of its framework's bare baseline, which it is compared with
 #   RESULTS=benches/RESULTS.md   where the table is written
 #
 # For each variant: start the server pinned to SERVER_CPU, read its `listening on` and
@@ -27,8 +27,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
+DURATION=${DURATION:-6s}
+WARMUP=${WARMUP:-1s}
 CONNECTIONS=${CONNECTIONS:-32}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 export REDIS_URL
@@ -111,7 +111,8 @@ fi
 # --- one variant -------------------------------------------------------------------------
 # Results, by row label.
 declare -a ROWS=()
-declare -A RPS=() P99=() CPU_US=() CORE=() FW=() NOTE=()
+declare -A RPS=() P99=() CPU_US=() CORE=() FW=() NOTE=() RATIO=() OVER=()
+LAST_RPS='' LAST_CPU=''
 declare -a NOTES=()
 
 cpu_ticks() { # utime + stime of the whole process, in clock ticks
@@ -198,9 +199,11 @@ run_variant() { # variant [label]
 
     [[ -n ${FW[$label]:-} ]] || ROWS+=("$label")
     FW[$label]=${variant%%-*}
+    LAST_RPS=$rps
+    LAST_CPU=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')
     RPS[$label]+="$rps "
     P99[$label]+="$(p99_us "$p99") "
-    CPU_US[$label]+="$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }') "
+    CPU_US[$label]+="$LAST_CPU "
     CORE[$label]+="$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v s="$seconds" 'BEGIN { printf "%.0f", t / hz / s * 100 }') "
     echo "   $rps req/s, p99 $p99, server CPU $(last "${CPU_US[$label]}") µs/request, core $(last "${CORE[$label]}")%" >&2
 }
@@ -210,43 +213,38 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 declare -a SKIPPED=()
 
+# Each variant runs right after a run of its framework's bare baseline, and is compared
+# with that run: the machine's slow drift then falls on both sides of each comparison.
 for round in $(seq 1 "$ROUNDS"); do
     echo "== round $round of $ROUNDS" >&2
-    run_variant axum-bare
-    run_variant actix-bare
     for variant in $VARIANTS; do
         if [[ $variant == *-redis && $REDIS_OK == 0 ]]; then
             [[ $round == 1 ]] && SKIPPED+=("$variant")
             continue
         fi
+        run_variant "${variant%%-*}-bare"
+        base_rps=$LAST_RPS base_cpu=$LAST_CPU
         run_variant "$variant"
+        RATIO[$variant]+="$(awk -v a="$LAST_RPS" -v b="$base_rps" 'BEGIN { printf "%.4f", a / b }') "
+        OVER[$variant]+="$(awk -v a="$LAST_CPU" -v b="$base_cpu" 'BEGIN { printf "%.3f", a - b }') "
     done
 done
-echo "== closing baselines" >&2
-run_variant axum-bare
-run_variant actix-bare
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the table ---------------------------------------------------------------------------
-declare -A BASE_RPS=() BASE_CPU=()
-for fw in axum actix; do
-    BASE_RPS[$fw]=$(median "${RPS[$fw-bare]}")
-    BASE_CPU[$fw]=$(median "${CPU_US[$fw-bare]}")
-done
-
 table() {
     echo "| variant | runs | requests/s (median) | requests/s (range) | p99 latency | throughput vs bare | server CPU µs/request | CPU µs/request over bare | server core busy |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    local label fw
+    local label
     for label in "${ROWS[@]}"; do
-        fw=${FW[$label]}
         awk -v l="$label" -v runs="$(wc -w <<<"${RPS[$label]}")" -v rps="$(median "${RPS[$label]}")" \
             -v range="$(range "${RPS[$label]}")" -v p99="$(median "${P99[$label]}")" \
-            -v cpu="$(median "${CPU_US[$label]}")" -v brps="${BASE_RPS[$fw]}" -v bcpu="${BASE_CPU[$fw]}" \
+            -v cpu="$(median "${CPU_US[$label]}")" -v ratio="$(median "${RATIO[$label]:-1}")" \
+            -v over="$(median "${OVER[$label]:-0}")" \
             -v core="$(median "${CORE[$label]}")" -v note="${NOTE[$label]:-}" 'BEGIN {
                 p = (p99 >= 1000 ? sprintf("%.2f ms", p99 / 1000) : sprintf("%.0f µs", p99))
                 printf "| %s%s | %d | %.0f | %s | %s | %.2f | %.2f | %+.2f | %.0f%% |\n",
-                    l, (note == "" ? "" : " (" note "!)"), runs, rps, range, p, rps / brps, cpu, cpu - bcpu, core
+                    l, (note == "" ? "" : " (" note "!)"), runs, rps, range, p, ratio, cpu, over, core
             }'
     done
 }
@@ -270,10 +268,10 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     echo
     table
     echo
-    echo "Every variant ran $ROUNDS times, in $ROUNDS rounds of all variants; each round starts"
-    echo "with the two bare baselines, which also run once more at the end. Each figure is"
-    echo "the median of a variant's runs (the range shows the run-to-run noise). Throughput"
-    echo "vs bare and CPU over bare compare a variant with its framework's bare baseline."
+    echo "Every variant ran $ROUNDS times, in $ROUNDS rounds of all variants, each run right"
+    echo "after a run of its framework's bare baseline. Throughput vs bare and CPU over bare"
+    echo "compare each run with that bare run just before it; every figure is the median over"
+    echo "the rounds (the range of requests/s shows the run-to-run noise)."
     echo "Server CPU is utime+stime of the server process over a measured run, divided by"
     echo "the requests wrk completed; server core busy is that CPU time over the run's"
     echo "length (100% = the server's core saturated)."

@@ -3,9 +3,7 @@
 //! turning away a forged token.
 //!
 //! Before criterion runs, the allocations per call of a cache hit and of a forged-token
-//! rejection are counted and printed; a forged token that allocates, or a cache hit that
-//! allocates more than moka's amortised housekeeping (see `allocation_report`), fails the
-//! bench.
+//! rejection are counted and printed; a single allocation in either fails the bench.
 //!
 //! Run: `cargo bench -p session-benches --bench validate -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -20,8 +18,7 @@
 //! Installing it is a plain `#[global_allocator]` static, with no `unsafe` on our side.
 //!
 //! Its counters are process-wide. That is exact here: the tokio runtime is current-thread
-//! (no worker threads), moka's sync cache runs its housekeeping inline on the caller's
-//! thread, and criterion has not started yet when the counts are taken, so nothing else
+//! (no worker threads), the cache has no background thread, and criterion has not started yet when the counts are taken, so nothing else
 //! allocates while a measured loop runs.
 
 use std::alloc::System;
@@ -156,23 +153,12 @@ fn allocation_report(fx: &Fixture) {
             assert!(matches!(denial, Err(Denial::Invalid)));
         }),
     );
-    // A hit itself allocates nothing, but moka's `Cache::get` logs each read and, every
-    // `READ_LOG_FLUSH_POINT` (64) reads, runs the cache's housekeeping inline on the reading
-    // thread. That ends with `crossbeam_epoch::pin().flush()` (moka 0.12.16,
-    // src/sync/base_cache.rs:1321), which pushes the thread's garbage bag onto
-    // crossbeam-epoch's global queue: one 2 KiB queue node every other run (the bag holds
-    // the queue node the previous run's `collect` popped). So a hit costs about one
-    // allocation per 128 calls, amortised, and that is not session-core's to remove. The
-    // gate allows at most one per housekeeping run (1 in 64 calls): an allocation on every
-    // hit (CALLS of them), or on more than one hit in 64, still fails the bench. Make this
-    // `assert_eq!(hit, 0)` if the cache ever stops allocating in its housekeeping.
-    let moka_housekeeping = CALLS.div_ceil(64);
-    assert!(
-        hit <= moka_housekeeping,
+    assert_eq!(
+        hit, 0,
         "a cache hit (verify + validate_cached) allocated: {hit} in {CALLS} calls"
     );
-    assert!(
-        hit_async <= moka_housekeeping,
+    assert_eq!(
+        hit_async, 0,
         "a cache hit (validate) allocated: {hit_async} in {CALLS} calls"
     );
     assert_eq!(forged, 0, "rejecting a forged token allocated");
@@ -190,11 +176,11 @@ fn bench_validate(c: &mut Criterion, fx: &Fixture) {
             .iter(|| async { fx.manager.validate(black_box(&fx.token)).await });
     });
     // A miss on every measured call. A tiny cache (`with_cache_capacity`) does not give
-    // one reliably (moka admits and evicts on its own schedule), so instead the untimed
-    // setup applies `Invalidation::Resync`: it bumps the cache's trust generation and
-    // empties the cache, so the next `validate` finds no trusted entry and loads the
-    // record from the store (in-flight map, load semaphore, timeout, `MemoryStore::load`,
-    // insert under moka's compute lock), exactly as after a push-channel gap.
+    // one reliably (the cache admits and evicts on its own schedule), so instead the
+    // untimed setup applies `Invalidation::Resync`: it bumps the cache's generation and
+    // empties the cache, so the next `validate` finds no entry and loads the record from
+    // the store (in-flight map, load semaphore, timeout, `MemoryStore::load`, insert under
+    // the id's lock stripe), exactly as after a push-channel gap.
     // `PerIteration` is required: with larger batches criterion runs every setup of a
     // batch before the routines, so all but the first call of a batch would hit the entry
     // the first one loaded. The price is one `Instant::now()` pair per call in the timing
