@@ -35,7 +35,7 @@ mod response;
 mod scope;
 
 pub use extract::{SessionRejection, ValidSession};
-pub use middleware::{SessionCheck, SessionCheckMiddleware};
+pub use middleware::{CheckFuture, SessionCheck, SessionCheckMiddleware};
 pub use response::{rejection_response, reply_response};
 pub use scope::{client_info, self_service};
 

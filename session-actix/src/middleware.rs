@@ -7,7 +7,8 @@ use actix_web::Error;
 use actix_web::HttpMessage;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use futures_util::future::LocalBoxFuture;
+use futures_util::TryFutureExt as _;
+use futures_util::future::{Either, LocalBoxFuture, MapOk};
 use session_core::{Check, Rejection, RequestHead, Session, SessionGate};
 
 use crate::response::rejection_response;
@@ -83,6 +84,14 @@ struct Head<'a>(&'a ServiceRequest);
 
 impl RequestHead for Head<'_> {
     fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        use actix_web::http::header;
+        // The names the gate asks for every request, as constants: no parsing per lookup.
+        let name = match name {
+            "cookie" => header::COOKIE,
+            "authorization" => header::AUTHORIZATION,
+            "accept" => header::ACCEPT,
+            other => header::HeaderName::from_static(other),
+        };
         self.0.headers().get_all(name).map(|v| v.as_bytes())
     }
 
@@ -98,22 +107,52 @@ impl RequestHead for Head<'_> {
     }
 }
 
-enum Outcome {
-    Pass(Option<Session>, Option<Rejection>),
-    Reject(Rejection),
-}
-
 impl Config {
-    fn decide(&self, answer: Result<Option<Session>, Rejection>, req: &ServiceRequest) -> Outcome {
-        match answer {
-            Ok(Some(session)) => Outcome::Pass(Some(session), None),
-            Ok(None) if self.optional => Outcome::Pass(None, Some(self.gate.missing(&Head(req)))),
-            Ok(None) => Outcome::Reject(self.gate.missing(&Head(req))),
-            Err(rejection) if self.optional => Outcome::Pass(None, Some(rejection)),
-            Err(rejection) => Outcome::Reject(rejection),
+    /// What becomes of `req` after the check answered `answer`: on to the service (with
+    /// the session, or in optional mode the rejection, in its extensions), or the
+    /// rejection's response.
+    fn pass<B>(
+        &self,
+        answer: Result<Option<Session>, Rejection>,
+        req: ServiceRequest,
+    ) -> Passed<B> {
+        let rejection = match answer {
+            Ok(Some(session)) => {
+                req.extensions_mut().insert(session);
+                return Passed::On(req);
+            }
+            Ok(None) => self.gate.missing(&Head(&req)),
+            Err(rejection) => rejection,
+        };
+        if self.optional {
+            req.extensions_mut().insert(rejection);
+            Passed::On(req)
+        } else {
+            Passed::Rejected(
+                req.into_response(rejection_response(&rejection))
+                    .map_into_right_body(),
+            )
         }
     }
 }
+
+/// What the check made of a request.
+enum Passed<B> {
+    /// On to the service.
+    On(ServiceRequest),
+    /// Answered with the rejection.
+    Rejected(ServiceResponse<EitherBody<B>>),
+}
+
+type Answer<B> = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+/// The future of [`SessionCheckMiddleware`]: the service's own future when the check was
+/// decided without the store (no allocation), a ready rejection, or, on a cache miss
+/// only, a boxed store load followed by the service.
+pub type CheckFuture<F, B> = Either<
+    Either<MapOk<F, fn(ServiceResponse<B>) -> ServiceResponse<EitherBody<B>>>, Ready<Answer<B>>>,
+    LocalBoxFuture<'static, Answer<B>>,
+>;
 
 impl<S, B> Service<ServiceRequest> for SessionCheckMiddleware<S>
 where
@@ -122,36 +161,35 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = CheckFuture<S::Future, B>;
 
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let service = self.service.clone();
-        let inner = self.inner.clone();
-        let check = inner.gate.check(&Head(&req));
-        Box::pin(async move {
-            let answer = match check {
-                Check::Ready(answer) => answer,
-                Check::Load(pending) => inner.gate.finish(pending).await.map(Some),
-            };
-            match inner.decide(answer, &req) {
-                Outcome::Reject(rejection) => Ok(req
-                    .into_response(rejection_response(&rejection))
-                    .map_into_right_body()),
-                Outcome::Pass(session, rejection) => {
-                    if let Some(session) = session {
-                        req.extensions_mut().insert(session);
+        let answer = match self.inner.gate.check(&Head(&req)) {
+            Check::Ready(answer) => answer,
+            Check::Load(pending) => {
+                let service = self.service.clone();
+                let inner = self.inner.clone();
+                return Either::Right(Box::pin(async move {
+                    let answer = inner.gate.finish(pending).await.map(Some);
+                    match inner.pass(answer, req) {
+                        Passed::On(req) => service
+                            .call(req)
+                            .await
+                            .map(ServiceResponse::map_into_left_body),
+                        Passed::Rejected(rejected) => Ok(rejected),
                     }
-                    if let Some(rejection) = rejection {
-                        req.extensions_mut().insert(rejection);
-                    }
-                    service
-                        .call(req)
-                        .await
-                        .map(ServiceResponse::map_into_left_body)
-                }
+                }));
             }
-        })
+        };
+        match self.inner.pass(answer, req) {
+            Passed::On(req) => {
+                Either::Left(Either::Left(self.service.call(req).map_ok(
+                    ServiceResponse::map_into_left_body as fn(ServiceResponse<B>) -> _,
+                )))
+            }
+            Passed::Rejected(rejected) => Either::Left(Either::Right(ready(Ok(rejected)))),
+        }
     }
 }

@@ -42,10 +42,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // Take the service that was made ready and leave a clone in its place:
+        // Decided without the store, the ready inner service is called right away; only a
+        // store load takes the ready service along (leaving a clone in its place):
         // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let inner = &mut self.inner;
         match self.gate.check(&req) {
             Check::Ready(Ok(Some(session))) => {
                 req.extensions_mut().insert(session);
@@ -63,6 +63,8 @@ where
             }
             Check::Ready(Err(rejection)) => ResponseFuture::rejected(rejection),
             Check::Load(pending) => {
+                let clone = inner.clone();
+                let inner = std::mem::replace(inner, clone);
                 let gate = self.gate.clone();
                 let load = Box::pin(async move { gate.finish(pending).await });
                 ResponseFuture::loading(load, req, inner, self.optional)
