@@ -52,9 +52,11 @@ impl FromRequest for ValidSession {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let extensions = req.extensions();
         ready(
-            extract_session(extensions.get::<Session>(), extensions.get::<Rejection>())
-                .map(Self)
-                .map_err(SessionRejection),
+            extract_session(extensions.get::<Session>(), || {
+                extensions.get::<Rejection>()
+            })
+            .map(Self)
+            .map_err(SessionRejection),
         )
     }
 }

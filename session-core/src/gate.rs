@@ -293,19 +293,21 @@ impl Unextracted {
 
 /// What a session extractor answers, from what the middleware left in the request's
 /// extensions: the session, or the rejection it put there (optional mode), or nothing
-/// (no middleware).
+/// (no middleware). `rejection` is looked up only when there is no session.
 ///
 /// # Errors
 ///
 /// [`Unextracted`] when there is no session.
-pub fn extract_session(
+pub fn extract_session<'r>(
     session: Option<&Session>,
-    rejection: Option<&Rejection>,
+    rejection: impl FnOnce() -> Option<&'r Rejection>,
 ) -> Result<Session, Unextracted> {
-    match (session, rejection) {
-        (Some(session), _) => Ok(session.clone()),
-        (None, Some(rejection)) => Err(Unextracted::Denied(Box::new(rejection.clone()))),
-        (None, None) => Err(Unextracted::MiddlewareMissing),
+    if let Some(session) = session {
+        return Ok(session.clone());
+    }
+    match rejection() {
+        Some(rejection) => Err(Unextracted::Denied(Box::new(rejection.clone()))),
+        None => Err(Unextracted::MiddlewareMissing),
     }
 }
 

@@ -38,9 +38,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ValidSession {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let extensions = &parts.extensions;
-        extract_session(extensions.get::<Session>(), extensions.get::<Rejection>())
-            .map(Self)
-            .map_err(SessionRejection)
+        extract_session(extensions.get::<Session>(), || {
+            extensions.get::<Rejection>()
+        })
+        .map(Self)
+        .map_err(SessionRejection)
     }
 }
 
