@@ -259,7 +259,18 @@ impl SessionManager {
         reason: Option<RevocationReason>,
         actor: Actor,
     ) {
-        let ev = SessionEvent::new(ty, rec, reason, actor, self.now());
+        self.emit_about(ty, rec.id, &rec.principal, reason, actor);
+    }
+
+    fn emit_about(
+        &self,
+        ty: EventType,
+        id: SessionId,
+        principal: &Principal,
+        reason: Option<RevocationReason>,
+        actor: Actor,
+    ) {
+        let ev = SessionEvent::about(ty, id, principal, reason, actor, self.now());
         // No subscriber is fine.
         let _ = self.inner.events.send(ev);
     }
@@ -407,15 +418,13 @@ impl SessionManager {
         let last = live.last_seen();
         if now_nanos >= live.expires_at_nanos || now_s.saturating_sub(last) >= idle {
             if live.first_expiry_report() {
-                let ev = SessionEvent::about(
+                self.emit_about(
                     EventType::Expired,
                     live.id,
                     &live.principal,
                     None,
                     Actor::System,
-                    self.now(),
                 );
-                let _ = self.inner.events.send(ev);
             }
             return Err(Denial::Expired);
         }
