@@ -9,7 +9,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use futures_util::TryFutureExt as _;
 use futures_util::future::{Either, LocalBoxFuture, MapOk};
-use session_core::{Check, Rejection, RequestHead, Session, SessionGate};
+use session_core::{Check, RequestHead, SessionGate, Verdict};
 
 use crate::response::rejection_response;
 
@@ -107,32 +107,22 @@ impl RequestHead for Head<'_> {
     }
 }
 
-impl Config {
-    /// What becomes of `req` after the check answered `answer`: on to the service (with
-    /// the session, or in optional mode the rejection, in its extensions), or the
-    /// rejection's response.
-    fn pass<B>(
-        &self,
-        answer: Result<Option<Session>, Rejection>,
-        req: ServiceRequest,
-    ) -> Passed<B> {
-        let rejection = match answer {
-            Ok(Some(session)) => {
-                req.extensions_mut().insert(session);
-                return Passed::On(req);
-            }
-            Ok(None) => self.gate.missing(&Head(&req)),
-            Err(rejection) => rejection,
-        };
-        if self.optional {
+/// Carries out the check's `verdict` on `req`: on to the service with the session (or, in
+/// optional mode, the rejection) in its extensions, or the rejection's response.
+fn carry_out<B>(verdict: Verdict, req: ServiceRequest) -> Passed<B> {
+    match verdict {
+        Verdict::Admit(session) => {
+            req.extensions_mut().insert(session);
+            Passed::On(req)
+        }
+        Verdict::AdmitWithout(rejection) => {
             req.extensions_mut().insert(rejection);
             Passed::On(req)
-        } else {
-            Passed::Rejected(
-                req.into_response(rejection_response(&rejection))
-                    .map_into_right_body(),
-            )
         }
+        Verdict::Refuse(rejection) => Passed::Rejected(
+            req.into_response(rejection_response(&rejection))
+                .map_into_right_body(),
+        ),
     }
 }
 
@@ -166,14 +156,15 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let answer = match self.inner.gate.check(&Head(&req)) {
-            Check::Ready(answer) => answer,
+        let config = &self.inner;
+        let verdict = match config.gate.check(&Head(&req)) {
+            Check::Ready(answer) => config.gate.verdict(answer, config.optional, &Head(&req)),
             Check::Load(pending) => {
                 let service = self.service.clone();
-                let inner = self.inner.clone();
+                let config = config.clone();
                 return Either::Right(Box::pin(async move {
-                    let answer = inner.gate.finish(pending).await.map(Some);
-                    match inner.pass(answer, req) {
+                    let verdict = config.gate.finish_verdict(pending, config.optional).await;
+                    match carry_out(verdict, req) {
                         Passed::On(req) => service
                             .call(req)
                             .await
@@ -183,7 +174,7 @@ where
                 }));
             }
         };
-        match self.inner.pass(answer, req) {
+        match carry_out(verdict, req) {
             Passed::On(req) => {
                 Either::Left(Either::Left(self.service.call(req).map_ok(
                     ServiceResponse::map_into_left_body as fn(ServiceResponse<B>) -> _,

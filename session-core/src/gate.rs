@@ -34,6 +34,28 @@ pub enum Check {
     Load(Pending),
 }
 
+/// What becomes of a checked request ([`SessionGate::verdict`]).
+#[derive(Debug)]
+pub enum Verdict {
+    /// On to the handler, with this session in its extensions.
+    Admit(Session),
+    /// On to the handler without a session (optional mode), with this rejection in its
+    /// extensions for the extractors.
+    AdmitWithout(Rejection),
+    /// Answered with this rejection; the handler never runs.
+    Refuse(Rejection),
+}
+
+impl Verdict {
+    fn failed(rejection: Rejection, optional: bool) -> Self {
+        if optional {
+            Self::AdmitWithout(rejection)
+        } else {
+            Self::Refuse(rejection)
+        }
+    }
+}
+
 /// A request waiting for a store load. Owns all it needs; borrows nothing.
 #[derive(Debug)]
 pub struct Pending {
@@ -197,6 +219,31 @@ impl SessionGate {
     #[must_use]
     pub fn missing(&self, req: &impl RequestHead) -> Rejection {
         self.reject(Denial::Missing, TokenSource::None, req)
+    }
+
+    /// What the middleware does with `req` once the check answered `answer`: where a
+    /// session is `optional`, every request goes on (a failed check leaves its rejection
+    /// for the extractors); otherwise only one with a session does.
+    #[must_use]
+    pub fn verdict(
+        &self,
+        answer: Result<Option<Session>, Rejection>,
+        optional: bool,
+        req: &impl RequestHead,
+    ) -> Verdict {
+        match answer {
+            Ok(Some(session)) => Verdict::Admit(session),
+            Ok(None) => Verdict::failed(self.missing(req), optional),
+            Err(rejection) => Verdict::failed(rejection, optional),
+        }
+    }
+
+    /// [`Self::finish`], then [`Self::verdict`] on its answer.
+    pub async fn finish_verdict(&self, pending: Pending, optional: bool) -> Verdict {
+        match self.finish(pending).await {
+            Ok(session) => Verdict::Admit(session),
+            Err(rejection) => Verdict::failed(rejection, optional),
+        }
     }
 
     fn navigation<'r>(&self, req: &'r impl RequestHead) -> Option<&'r str> {

@@ -68,7 +68,7 @@ pub use config::{CookieConfig, SessionConfig};
 pub use error::{ConfigError, SessionError, StoreError};
 pub use events::{EventType, SessionEvent};
 pub use gate::{
-    Check, Pending, RequestHead, SessionGate, Unextracted, extract_session, local_redirect,
+    Check, Pending, RequestHead, SessionGate, Unextracted, Verdict, extract_session, local_redirect,
 };
 pub use http;
 pub use manager::{ClientInfo, Denial, Issued, LoginEpoch, Session, SessionManager};

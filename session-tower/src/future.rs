@@ -8,12 +8,12 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{Either, Full};
 use pin_project_lite::pin_project;
-use session_core::{Rejection, Session};
+use session_core::{Rejection, Verdict};
 use tower_service::Service;
 
 use crate::response::rejection_response;
 
-type Load = Pin<Box<dyn Future<Output = Result<Session, Rejection>> + Send>>;
+type Load = Pin<Box<dyn Future<Output = Verdict> + Send>>;
 
 pin_project! {
     /// Response future of [`SessionService`](crate::SessionService).
@@ -46,7 +46,6 @@ pin_project! {
             load: Load,
             request: Option<Request<B>>,
             service: Option<S>,
-            optional: bool,
         },
     }
 }
@@ -55,27 +54,36 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    pub(crate) fn inner(future: S::Future) -> Self {
-        Self {
-            state: State::Inner { future },
-        }
-    }
-
-    pub(crate) fn rejected(rejection: Rejection) -> Self {
-        Self {
-            state: State::Rejected {
+    /// Carries out the check's `verdict` on `request`: calls `service` with the session
+    /// (or, in optional mode, the rejection) in the request's extensions, or answers with
+    /// the rejection.
+    pub(crate) fn after(verdict: Verdict, mut request: Request<B>, service: &mut S) -> Self {
+        let state = match verdict {
+            Verdict::Admit(session) => {
+                request.extensions_mut().insert(session);
+                State::Inner {
+                    future: service.call(request),
+                }
+            }
+            Verdict::AdmitWithout(rejection) => {
+                request.extensions_mut().insert(rejection);
+                State::Inner {
+                    future: service.call(request),
+                }
+            }
+            Verdict::Refuse(rejection) => State::Rejected {
                 rejection: Some(rejection),
             },
-        }
+        };
+        Self { state }
     }
 
-    pub(crate) fn loading(load: Load, request: Request<B>, service: S, optional: bool) -> Self {
+    pub(crate) fn loading(load: Load, request: Request<B>, service: S) -> Self {
         Self {
             state: State::Loading {
                 load,
                 request: Some(request),
                 service: Some(service),
-                optional,
             },
         }
     }
@@ -102,27 +110,11 @@ where
                     load,
                     request,
                     service,
-                    optional,
                 } => {
-                    let outcome = ready!(load.as_mut().poll(cx));
-                    let mut request = request.take().expect("polled after completion");
+                    let verdict = ready!(load.as_mut().poll(cx));
+                    let request = request.take().expect("polled after completion");
                     let mut service = service.take().expect("polled after completion");
-                    match outcome {
-                        Ok(session) => {
-                            request.extensions_mut().insert(session);
-                        }
-                        Err(rejection) if *optional => {
-                            request.extensions_mut().insert(rejection);
-                        }
-                        Err(rejection) => {
-                            state.set(State::Rejected {
-                                rejection: Some(rejection),
-                            });
-                            continue;
-                        }
-                    }
-                    let future = service.call(request);
-                    state.set(State::Inner { future });
+                    state.set(Self::after(verdict, request, &mut service).state);
                 }
             }
         }

@@ -41,33 +41,23 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         // Decided without the store, the ready inner service is called right away; only a
         // store load takes the ready service along (leaving a clone in its place):
         // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
         let inner = &mut self.inner;
         match self.gate.check(&req) {
-            Check::Ready(Ok(Some(session))) => {
-                req.extensions_mut().insert(session);
-                ResponseFuture::inner(inner.call(req))
+            Check::Ready(answer) => {
+                let verdict = self.gate.verdict(answer, self.optional, &req);
+                ResponseFuture::after(verdict, req, inner)
             }
-            Check::Ready(Ok(None)) if self.optional => {
-                let missing = self.gate.missing(&req);
-                req.extensions_mut().insert(missing);
-                ResponseFuture::inner(inner.call(req))
-            }
-            Check::Ready(Ok(None)) => ResponseFuture::rejected(self.gate.missing(&req)),
-            Check::Ready(Err(rejection)) if self.optional => {
-                req.extensions_mut().insert(rejection);
-                ResponseFuture::inner(inner.call(req))
-            }
-            Check::Ready(Err(rejection)) => ResponseFuture::rejected(rejection),
             Check::Load(pending) => {
                 let clone = inner.clone();
                 let inner = std::mem::replace(inner, clone);
                 let gate = self.gate.clone();
-                let load = Box::pin(async move { gate.finish(pending).await });
-                ResponseFuture::loading(load, req, inner, self.optional)
+                let optional = self.optional;
+                let load = Box::pin(async move { gate.finish_verdict(pending, optional).await });
+                ResponseFuture::loading(load, req, inner)
             }
         }
     }
