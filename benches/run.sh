@@ -12,8 +12,8 @@
 #   REDIS_URL=redis://127.0.0.1:6379   Redis for the *-redis variants (skipped if it
 #                     does not answer PING)
 #   SERVER_CPU=0 WRK_CPU=1   the cores the server and wrk are pinned to
-#   VARIANTS="..."    the non-bare variants to run (default: all); each runs right after
-#                     a run of its framework's bare baseline, which it is compared with
+#   VARIANTS="..."    the non-bare variants to run (default: all); each runs between two
+#                     runs of its framework's bare baseline, and is compared with their mean
 #   RESULTS=benches/RESULTS.md   where the table is written
 #
 # For each variant: start the server pinned to SERVER_CPU, read its `listening on` and
@@ -213,8 +213,10 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 declare -a SKIPPED=()
 
-# Each variant runs right after a run of its framework's bare baseline, and is compared
-# with that run: the machine's slow drift then falls on both sides of each comparison.
+# Each variant runs between two runs of its framework's bare baseline (the one after it is
+# also the one before the framework's next variant), and is compared with their mean: the
+# machine's drift then falls on both sides of each comparison, in either direction.
+PREV_FW='' PREV_RPS='' PREV_CPU=''
 for round in $(seq 1 "$ROUNDS"); do
     echo "== round $round of $ROUNDS" >&2
     for variant in $VARIANTS; do
@@ -222,11 +224,18 @@ for round in $(seq 1 "$ROUNDS"); do
             [[ $round == 1 ]] && SKIPPED+=("$variant")
             continue
         fi
-        run_variant "${variant%%-*}-bare"
-        base_rps=$LAST_RPS base_cpu=$LAST_CPU
+        fw=${variant%%-*}
+        if [[ $PREV_FW != "$fw" ]]; then
+            run_variant "$fw-bare"
+            PREV_RPS=$LAST_RPS PREV_CPU=$LAST_CPU
+        fi
+        before_rps=$PREV_RPS before_cpu=$PREV_CPU
         run_variant "$variant"
-        RATIO[$variant]+="$(awk -v a="$LAST_RPS" -v b="$base_rps" 'BEGIN { printf "%.4f", a / b }') "
-        OVER[$variant]+="$(awk -v a="$LAST_CPU" -v b="$base_cpu" 'BEGIN { printf "%.3f", a - b }') "
+        rps=$LAST_RPS cpu=$LAST_CPU
+        run_variant "$fw-bare"
+        PREV_FW=$fw PREV_RPS=$LAST_RPS PREV_CPU=$LAST_CPU
+        RATIO[$variant]+="$(awk -v a="$rps" -v b="$before_rps" -v c="$PREV_RPS" 'BEGIN { printf "%.4f", a / ((b + c) / 2) }') "
+        OVER[$variant]+="$(awk -v a="$cpu" -v b="$before_cpu" -v c="$PREV_CPU" 'BEGIN { printf "%.3f", a - (b + c) / 2 }') "
     done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -268,10 +277,10 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     echo
     table
     echo
-    echo "Every variant ran $ROUNDS times, in $ROUNDS rounds of all variants, each run right"
-    echo "after a run of its framework's bare baseline. Throughput vs bare and CPU over bare"
-    echo "compare each run with that bare run just before it; every figure is the median over"
-    echo "the rounds (the range of requests/s shows the run-to-run noise)."
+    echo "Every variant ran $ROUNDS times, in $ROUNDS rounds of all variants, each run between"
+    echo "two runs of its framework's bare baseline. Throughput vs bare and CPU over bare"
+    echo "compare each run with the mean of those two bare runs; every figure is the median"
+    echo "over the rounds (the range of requests/s shows the run-to-run noise)."
     echo "Server CPU is utime+stime of the server process over a measured run, divided by"
     echo "the requests wrk completed; server core busy is that CPU time over the run's"
     echo "length (100% = the server's core saturated)."

@@ -23,7 +23,7 @@ pub struct SessionRejection(pub Unextracted);
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         match self.0 {
-            Unextracted::Denied(rejection) => rejection_response(&rejection).into_response(),
+            Unextracted::Denied(rejection) => rejection_response::<axum::body::Body>(&rejection),
             _ => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Unextracted::MIDDLEWARE_MISSING,

@@ -6,7 +6,6 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{Either, Full};
 use pin_project_lite::pin_project;
 use session_core::{Rejection, Verdict};
 use tower_service::Service;
@@ -92,19 +91,20 @@ where
 impl<S, B, ResBody> Future for ResponseFuture<S, B>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
 {
-    type Output = Result<Response<Either<ResBody, Full<Bytes>>>, S::Error>;
+    type Output = Result<Response<ResBody>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
                 StateProj::Inner { future } => {
-                    return future.poll(cx).map_ok(|res| res.map(Either::Left));
+                    return future.poll(cx);
                 }
                 StateProj::Rejected { rejection } => {
                     let rejection = rejection.take().expect("polled after completion");
-                    return Poll::Ready(Ok(rejection_response(&rejection).map(Either::Right)));
+                    return Poll::Ready(Ok(rejection_response(&rejection)));
                 }
                 StateProj::Loading {
                     load,

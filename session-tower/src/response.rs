@@ -6,9 +6,11 @@ use http_body_util::Full;
 use session_core::Rejection;
 
 /// The response for a rejection: its status, headers and body. Allocates no body.
+///
+/// `B` is any body made from [`Bytes`]: `axum::body::Body`, or `Full<Bytes>`.
 #[must_use]
-pub fn rejection_response(rejection: &Rejection) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(rejection.body().as_bytes())));
+pub fn rejection_response<B: From<Bytes>>(rejection: &Rejection) -> Response<B> {
+    let mut response = Response::new(B::from(Bytes::from_static(rejection.body().as_bytes())));
     *response.status_mut() = rejection.status();
     let headers = response.headers_mut();
     for (name, value) in rejection.headers() {

@@ -4,7 +4,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{Either, Full};
 use session_core::{Check, SessionGate};
 use tower_service::Service;
 
@@ -32,8 +31,12 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     ReqBody: Send + 'static,
+    ResBody: From<Bytes>,
 {
-    type Response = Response<Either<ResBody, Full<Bytes>>>;
+    // The inner service's own body type, so axum does not box the body a second time
+    // (`Body::new` keeps an `axum::body::Body` as it is and boxes anything else); a
+    // rejection's body is made `From<Bytes>`.
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S, ReqBody>;
 
