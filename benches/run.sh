@@ -35,7 +35,7 @@ export REDIS_URL
 SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
-ALL_VARIANTS="axum-ours-memory axum-ours-redis axum-tower-sessions-memory axum-tower-sessions-moka axum-tower-sessions-redis actix-ours-memory actix-ours-redis actix-session-cookie actix-session-redis"
+ALL_VARIANTS="axum-ours-memory axum-ours-redis axum-ours-memory-wrapped axum-tower-sessions-memory axum-tower-sessions-moka axum-tower-sessions-redis actix-ours-memory actix-ours-redis actix-session-cookie actix-session-redis"
 VARIANTS=${VARIANTS:-$ALL_VARIANTS}
 EXPECTED_BODY=bench-user
 

@@ -28,6 +28,7 @@ const VARIANTS: &[&str] = &[
     "axum-bare",
     "axum-ours-memory",
     "axum-ours-redis",
+    "axum-ours-memory-wrapped",
     "axum-tower-sessions-memory",
     "axum-tower-sessions-moka",
     "axum-tower-sessions-redis",
@@ -218,6 +219,24 @@ mod axum_server {
     tower_sessions_router!(ts14, tower_sessions_014);
 
     pub(crate) async fn run(variant: &str, redis_url: &str) -> Result<(), BoxError> {
+        if variant == "axum-ours-memory-wrapped" {
+            // Not one of the variants: the same layer around the whole Router instead
+            // of through `Router::layer`, which boxes the layered service per route and
+            // clones it (one allocation) and boxes its future (another) on every request.
+            let (gate, cookie) = our_gate(Arc::new(MemoryStore::new())).await?;
+            let app = tower_layer::Layer::layer(
+                &SessionLayer::new(gate),
+                Router::new().route("/", get(ours)),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            announce(listener.local_addr()?, cookie);
+            axum::serve(
+                listener,
+                axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+            )
+            .await?;
+            return Ok(());
+        }
         let (app, cookie) = match variant {
             "axum-bare" => (Router::new().route("/", get(bare)), Cookie::None),
             "axum-ours-memory" => ours_router(Arc::new(MemoryStore::new())).await?,

@@ -117,7 +117,10 @@ mod tests {
             let after = i64::try_from(after.as_nanos()).unwrap();
             // Never ahead of the precise clock, and at most a slow tick (10 ms) behind.
             assert!(coarse <= after, "coarse {coarse} ahead of {after}");
-            assert!(before - coarse < 10_000_000, "coarse {coarse} far behind {before}");
+            assert!(
+                before - coarse < 10_000_000,
+                "coarse {coarse} far behind {before}"
+            );
         }
     }
 }
