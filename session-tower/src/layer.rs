@@ -11,6 +11,14 @@ use crate::service::SessionService;
 /// and never reach the inner service. [`SessionLayer::optional`] lets every request through
 /// and leaves the outcome for the extractors ([`ValidSession`](crate::ValidSession),
 /// `Option<ValidSession>`).
+///
+/// The inner service's response body must be `From<Bytes>`, as axum's `Body` and
+/// `Full<Bytes>` are: a rejection's body is made from its bytes, and every other response
+/// is the inner service's own, untouched. Under `Router::layer` the body is always axum's.
+///
+/// `Router::layer` boxes and clones the layered service for every request; wrapping the
+/// whole router instead (`Layer::layer(&SessionLayer::new(gate), router)`, served with
+/// `axum::ServiceExt::into_make_service`) saves that.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct SessionLayer {
