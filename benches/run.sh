@@ -15,6 +15,8 @@
 #   VARIANTS="..."    the non-bare variants to run (default: all); each runs between two
 #                     runs of its framework's bare baseline, and is compared with their mean
 #   RESULTS=benches/RESULTS.md   where the table is written
+#   PROFILE=release   the cargo profile bench-server is built with; `bench-lto` is release
+#                     with `lto = "fat"` and `codegen-units = 1` (every variant alike)
 #
 # For each variant: start the server pinned to SERVER_CPU, read its `listening on` and
 # `cookie:` lines (a bare variant gets an ignored cookie of the same size as ours), check
@@ -35,6 +37,7 @@ export REDIS_URL
 SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
+PROFILE=${PROFILE:-release}
 ALL_VARIANTS="axum-ours-memory axum-ours-redis axum-ours-memory-wrapped axum-tower-sessions-memory axum-tower-sessions-moka axum-tower-sessions-redis actix-ours-memory actix-ours-redis actix-session-cookie actix-session-redis"
 VARIANTS=${VARIANTS:-$ALL_VARIANTS}
 EXPECTED_BODY=bench-user
@@ -83,9 +86,10 @@ done
 CLK_TCK=$(getconf CLK_TCK)
 
 # --- build -------------------------------------------------------------------------------
-echo "== building bench-server (release)" >&2
-(cd "$ROOT" && cargo build --release -p session-benches)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bench-server
+echo "== building bench-server (profile $PROFILE)" >&2
+(cd "$ROOT" && cargo build --profile "$PROFILE" -p session-benches)
+# cargo's own name for the dev profile's directory is `debug`.
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")/bench-server
 [[ -x $BIN ]] || die "no binary at $BIN"
 
 # --- redis -------------------------------------------------------------------------------
@@ -271,6 +275,7 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     echo "- Date: $STARTED"
     echo "- Machine: $(nproc) CPUs, $CPU_MODEL; load average $LOAD_BEFORE before, $LOAD_AFTER after"
     echo "- Commit: $COMMIT"
+    echo "- Build: cargo profile \`$PROFILE\`$([[ $PROFILE == bench-lto ]] && echo ' (release with `lto = "fat"`, `codegen-units = 1`), for every variant alike')"
     echo "- Load: wrk $WRK_VERSION, \`-t1 -c$CONNECTIONS -d$DURATION --latency\` after a $WARMUP warm-up, pinned to CPU $WRK_CPU; the server (one worker thread) pinned to CPU $SERVER_CPU"
     echo "- Handler: \`GET /\` answers the session's user id (\`bench-user\`, an owned string in every variant); the bare variants answer it without any session check"
     echo "- Requests carry the variant's session cookie; the bare variants get an ignored cookie of the same size as ours (\`session=\` + 108 characters), so the difference is the check alone. The peers send their own cookies (tower-sessions: \`id=\` + 22 characters)."

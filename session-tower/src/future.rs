@@ -12,7 +12,9 @@ use tower_service::Service;
 
 use crate::response::rejection_response;
 
-type Load = Pin<Box<dyn Future<Output = Verdict> + Send>>;
+/// A store load that hands back the request and the ready inner service with its verdict:
+/// one box holds all three, so the future itself stays as small as the inner one.
+pub(crate) type Load<S, B> = Pin<Box<dyn Future<Output = (Verdict, Request<B>, S)> + Send>>;
 
 pin_project! {
     /// Response future of [`SessionService`](crate::SessionService).
@@ -36,15 +38,14 @@ pin_project! {
             #[pin]
             future: S::Future,
         },
-        // The session was refused without the inner service.
+        // The session was refused without the inner service (boxed: off the hot path,
+        // and a rejection is larger than most inner futures).
         Rejected {
-            rejection: Option<Rejection>,
+            rejection: Option<Box<Rejection>>,
         },
-        // A cache miss: the store is asked first (the only boxed state).
+        // A cache miss: the store is asked first.
         Loading {
-            load: Load,
-            request: Option<Request<B>>,
-            service: Option<S>,
+            load: Load<S, B>,
         },
     }
 }
@@ -56,6 +57,7 @@ where
     /// Carries out the check's `verdict` on `request`: calls `service` with the session
     /// (or, in optional mode, the rejection) in the request's extensions, or answers with
     /// the rejection.
+    #[inline]
     pub(crate) fn after(verdict: Verdict, mut request: Request<B>, service: &mut S) -> Self {
         let state = match verdict {
             Verdict::Admit(session) => {
@@ -71,19 +73,15 @@ where
                 }
             }
             Verdict::Refuse(rejection) => State::Rejected {
-                rejection: Some(rejection),
+                rejection: Some(Box::new(rejection)),
             },
         };
         Self { state }
     }
 
-    pub(crate) fn loading(load: Load, request: Request<B>, service: S) -> Self {
+    pub(crate) fn loading(load: Load<S, B>) -> Self {
         Self {
-            state: State::Loading {
-                load,
-                request: Some(request),
-                service: Some(service),
-            },
+            state: State::Loading { load },
         }
     }
 }
@@ -106,14 +104,8 @@ where
                     let rejection = rejection.take().expect("polled after completion");
                     return Poll::Ready(Ok(rejection_response(&rejection)));
                 }
-                StateProj::Loading {
-                    load,
-                    request,
-                    service,
-                } => {
-                    let verdict = ready!(load.as_mut().poll(cx));
-                    let request = request.take().expect("polled after completion");
-                    let mut service = service.take().expect("polled after completion");
+                StateProj::Loading { load } => {
+                    let (verdict, request, mut service) = ready!(load.as_mut().poll(cx));
                     state.set(Self::after(verdict, request, &mut service).state);
                 }
             }

@@ -44,6 +44,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         // Decided without the store, the ready inner service is called right away; only a
         // store load takes the ready service along (leaving a clone in its place):
@@ -59,8 +60,9 @@ where
                 let inner = std::mem::replace(inner, clone);
                 let gate = self.gate.clone();
                 let optional = self.optional;
-                let load = Box::pin(async move { gate.finish_verdict(pending, optional).await });
-                ResponseFuture::loading(load, req, inner)
+                ResponseFuture::loading(Box::pin(async move {
+                    (gate.finish_verdict(pending, optional).await, req, inner)
+                }))
             }
         }
     }
