@@ -57,7 +57,6 @@ where
     /// Carries out the check's `verdict` on `request`: calls `service` with the session
     /// (or, in optional mode, the rejection) in the request's extensions, or answers with
     /// the rejection.
-    #[inline]
     pub(crate) fn after(verdict: Verdict, mut request: Request<B>, service: &mut S) -> Self {
         let state = match verdict {
             Verdict::Admit(session) => {

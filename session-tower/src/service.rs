@@ -44,7 +44,6 @@ where
         self.inner.poll_ready(cx)
     }
 
-    #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         // Decided without the store, the ready inner service is called right away; only a
         // store load takes the ready service along (leaving a clone in its place):
