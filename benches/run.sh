@@ -38,7 +38,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
 PROFILE=${PROFILE:-release}
-ALL_VARIANTS="axum-ours-memory axum-ours-redis axum-ours-memory-wrapped axum-tower-sessions-memory axum-tower-sessions-moka axum-tower-sessions-redis actix-ours-memory actix-ours-redis actix-session-cookie actix-session-redis"
+ALL_VARIANTS="axum-identity-layer axum-ours-memory axum-ours-redis axum-ours-memory-wrapped axum-ours-memory-handler axum-tower-sessions-memory axum-tower-sessions-moka axum-tower-sessions-redis actix-ours-memory actix-ours-redis actix-session-cookie actix-session-redis"
 VARIANTS=${VARIANTS:-$ALL_VARIANTS}
 EXPECTED_BODY=bench-user
 
@@ -123,6 +123,10 @@ cpu_ticks() { # utime + stime of the whole process, in clock ticks
     sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
+sessionless() { # variant: answers without any session check (bare, or bare under a no-op layer)
+    [[ $1 == *-bare || $1 == *-identity-layer ]]
+}
+
 start_server() { # variant -> sets SERVER_PID, ADDR, COOKIE
     local variant=$1 log=$WORK/$1.log
     : >"$log"
@@ -130,7 +134,7 @@ start_server() { # variant -> sets SERVER_PID, ADDR, COOKIE
     SERVER_PID=$!
     ADDR='' COOKIE=''
     local want_cookie=1
-    [[ $variant == *-bare ]] && want_cookie=0
+    sessionless "$variant" && want_cookie=0
     for _ in $(seq 1 300); do
         alive "$SERVER_PID" || { cat "$log" >&2; die "$variant exited at start-up"; }
         ADDR=$(sed -n 's/^listening on //p' "$log")
@@ -165,15 +169,15 @@ run_variant() { # variant [label]
     local variant=$1 label=${2:-$1}
     echo "== $label" >&2
     start_server "$variant"
-    # The bare variants get a cookie too, shaped like ours (`session=` and 108 base64url
+    # The sessionless variants get a cookie too, shaped like ours (`session=` and 108 base64url
     # characters) and ignored, so every variant reads and parses requests of the same size.
-    [[ $variant == *-bare ]] && COOKIE="session=$(head -c 81 /dev/urandom | base64 -w0 | tr '+/' '-_')"
+    sessionless "$variant" && COOKIE="session=$(head -c 81 /dev/urandom | base64 -w0 | tr '+/' '-_')"
     local -a header=(-H "Cookie: $COOKIE")
 
     local body
     body=$(curl -sS --max-time 5 "${header[@]}" "$ADDR/")
     [[ $body == "$EXPECTED_BODY" ]] || die "$label answered ${body@Q}, not $EXPECTED_BODY"
-    if [[ $variant != *-bare ]]; then
+    if ! sessionless "$variant"; then
         local code
         code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "$ADDR/")
         [[ $code == 401 ]] || die "$label answered $code without a session, not 401"
@@ -278,6 +282,7 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     echo "- Build: cargo profile \`$PROFILE\`$([[ $PROFILE == bench-lto ]] && echo ' (release with `lto = "fat"`, `codegen-units = 1`), for every variant alike')"
     echo "- Load: wrk $WRK_VERSION, \`-t1 -c$CONNECTIONS -d$DURATION --latency\` after a $WARMUP warm-up, pinned to CPU $WRK_CPU; the server (one worker thread) pinned to CPU $SERVER_CPU"
     echo "- Handler: \`GET /\` answers the session's user id (\`bench-user\`, an owned string in every variant); the bare variants answer it without any session check"
+    echo "- Beyond the issue's variants: \`axum-identity-layer\` is the bare handler under a layer that does nothing, through \`Router::layer\` (what axum itself charges for any layer); \`axum-ours-memory-wrapped\` is our layer around the whole \`Router\`; \`axum-ours-memory-handler\` is our layer on the handler alone (\`Handler::layer\`)."
     echo "- Requests carry the variant's session cookie; the bare variants get an ignored cookie of the same size as ours (\`session=\` + 108 characters), so the difference is the check alone. The peers send their own cookies (tower-sessions: \`id=\` + 22 characters)."
     echo
     table

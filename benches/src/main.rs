@@ -29,6 +29,8 @@ const VARIANTS: &[&str] = &[
     "axum-ours-memory",
     "axum-ours-redis",
     "axum-ours-memory-wrapped",
+    "axum-ours-memory-handler",
+    "axum-identity-layer",
     "axum-tower-sessions-memory",
     "axum-tower-sessions-moka",
     "axum-tower-sessions-redis",
@@ -239,6 +241,24 @@ mod axum_server {
         }
         let (app, cookie) = match variant {
             "axum-bare" => (Router::new().route("/", get(bare)), Cookie::None),
+            // Not one of the variants: the bare handler under a layer that does
+            // nothing, through `Router::layer`; what axum itself charges for any layer.
+            "axum-identity-layer" => (
+                Router::new()
+                    .route("/", get(bare))
+                    .layer(tower_layer::Identity::new()),
+                Cookie::None,
+            ),
+            // Not one of the variants: our layer on the handler alone
+            // (`Handler::layer`), which axum does not wrap in a second boxed route.
+            "axum-ours-memory-handler" => {
+                use axum::handler::Handler;
+                let (gate, cookie) = our_gate(Arc::new(MemoryStore::new())).await?;
+                (
+                    Router::new().route("/", get(ours.layer(SessionLayer::new(gate)))),
+                    cookie,
+                )
+            }
             "axum-ours-memory" => ours_router(Arc::new(MemoryStore::new())).await?,
             "axum-ours-redis" => ours_router(our_redis(redis_url).await?).await?,
             "axum-tower-sessions-memory" => (
