@@ -268,7 +268,8 @@ table() {
 
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
-[[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null) ]] && COMMIT="$COMMIT (with uncommitted changes)"
+# Results files written by an earlier run change nothing that is built or run.
+[[ -n $(git -C "$ROOT" status --porcelain -- . ':!benches/RESULTS*.md' 2>/dev/null) ]] && COMMIT="$COMMIT (with uncommitted changes)"
 WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
 
 {
