@@ -19,7 +19,7 @@
 #                     with `lto = "fat"` and `codegen-units = 1` (every variant alike)
 #
 # For each variant: start the server pinned to SERVER_CPU, read its `listening on` and
-# `cookie:` lines (a bare variant gets an ignored cookie of the same size as ours), check
+# `cookie:` lines (a sessionless variant gets an ignored cookie of the same size as ours), check
 # the body once with curl (must be `bench-user`; without the cookie a session variant
 # must answer 401), warm up, then run wrk pinned to WRK_CPU with the cookie and
 # read requests/s, p99 latency and the server's CPU time (utime+stime from /proc/PID/stat,
@@ -284,7 +284,7 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     echo "- Load: wrk $WRK_VERSION, \`-t1 -c$CONNECTIONS -d$DURATION --latency\` after a $WARMUP warm-up, pinned to CPU $WRK_CPU; the server (one worker thread) pinned to CPU $SERVER_CPU"
     echo "- Handler: \`GET /\` answers the session's user id (\`bench-user\`, an owned string in every variant); the bare variants answer it without any session check"
     echo "- Beyond the issue's variants: \`axum-identity-layer\` is the bare handler under a layer that does nothing, through \`Router::layer\` (what axum itself charges for any layer); \`axum-ours-memory-wrapped\` is our layer around the whole \`Router\`; \`axum-ours-memory-handler\` is our layer on the handler alone (\`Handler::layer\`)."
-    echo "- Requests carry the variant's session cookie; the bare variants get an ignored cookie of the same size as ours (\`session=\` + 108 characters), so the difference is the check alone. The peers send their own cookies (tower-sessions: \`id=\` + 22 characters)."
+    echo "- Requests carry the variant's session cookie; the bare and identity-layer variants get an ignored cookie of the same size as ours (\`session=\` + 108 characters), so the difference is the check alone. The peers send their own cookies (tower-sessions: \`id=\` + 22 characters)."
     echo
     table
     echo
