@@ -17,8 +17,29 @@ use crate::service::SessionService;
 /// is the inner service's own, untouched. Under `Router::layer` the body is always axum's.
 ///
 /// `Router::layer` boxes and clones the layered service for every request; wrapping the
-/// whole router instead (`Layer::layer(&SessionLayer::new(gate), router)`, served with
-/// `axum::ServiceExt::into_make_service`) saves that.
+/// whole router instead saves that (and checks every request once, before routing):
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::{Router, body::Body, extract::Request, http::StatusCode, routing::get};
+/// use session_core::{KeySet, MemoryStore, SessionConfig, SessionGate, SessionManager};
+/// use session_tower::{SessionLayer, ValidSession};
+/// use tower::{Layer as _, ServiceExt as _};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default());
+/// let router = Router::new()
+///     .route("/me", get(|ValidSession(s): ValidSession| async move { s.user_id().to_string() }));
+/// let app = SessionLayer::new(SessionGate::new(manager)).layer(router);
+///
+/// // Served with `axum::serve(listener, make_service)`.
+/// let make_service = axum::ServiceExt::<Request>::into_make_service(app.clone());
+/// # drop(make_service);
+/// let response = app.oneshot(Request::get("/me").body(Body::empty()).unwrap()).await.unwrap();
+/// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct SessionLayer {
