@@ -14,7 +14,12 @@
 #   SERVER_CPU=0 WRK_CPU=1   the cores the server and wrk are pinned to
 #   VARIANTS="..."    the non-bare variants to run (default: all); each runs between two
 #                     runs of its framework's bare baseline, and is compared with their mean
-#   RESULTS=benches/RESULTS.md   where the table is written
+#   SIDE_BY_SIDE="..." the variants also measured side by side with their framework's bare
+#                     baseline, both servers on SERVER_CPU at once (default: the bare
+#                     baselines themselves as a control, the identity layer, and ours with the
+#                     memory store; empty to skip)
+#   PAIRS=4           side-by-side runs per variant, half of them with the bare server started first
+#   RESULTS=benches/RESULTS.md   where the tables are written
 #   PROFILE=release   the cargo profile bench-server is built with; `bench-lto` is release
 #                     with `lto = "fat"` and `codegen-units = 1` (every variant alike)
 #
@@ -40,9 +45,12 @@ RESULTS=${RESULTS:-$HERE/RESULTS.md}
 PROFILE=${PROFILE:-release}
 ALL_VARIANTS="axum-identity-layer axum-ours-memory axum-ours-redis axum-ours-memory-wrapped axum-ours-memory-handler axum-tower-sessions-memory axum-tower-sessions-moka axum-tower-sessions-redis actix-ours-memory actix-ours-redis actix-session-cookie actix-session-redis"
 VARIANTS=${VARIANTS:-$ALL_VARIANTS}
+SIDE_BY_SIDE=${SIDE_BY_SIDE-axum-bare axum-identity-layer axum-ours-memory axum-ours-memory-wrapped actix-bare actix-ours-memory}
+PAIRS=${PAIRS:-4}
 EXPECTED_BODY=bench-user
 
 SERVER_PID=''
+SERVERS=() # every server still running (two during a side-by-side run)
 WORK=$(mktemp -d)
 
 alive() { # pid: running (not exited, not a zombie)
@@ -51,15 +59,24 @@ alive() { # pid: running (not exited, not a zombie)
     [[ -n $state && $state != Z ]]
 }
 
-stop_server() { # SIGTERM, then SIGKILL after 3 s (a TERM that lands during start-up can be lost)
-    [[ -n $SERVER_PID ]] || return 0
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 30); do
-        alive "$SERVER_PID" || break
-        sleep 0.1
+stop_server() { # [pid] (default: every server): SIGTERM, then SIGKILL after 3 s (a TERM that lands during start-up can be lost)
+    local pids=("$@") pid
+    ((${#pids[@]})) || pids=("${SERVERS[@]}")
+    ((${#pids[@]})) || return 0
+    kill "${pids[@]}" 2>/dev/null || true
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 1 30); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
     done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    local left=() s
+    for s in "${SERVERS[@]}"; do
+        [[ " ${pids[*]} " == *" $s "* ]] || left+=("$s")
+    done
+    SERVERS=("${left[@]}")
     SERVER_PID=''
 }
 
@@ -127,11 +144,12 @@ sessionless() { # variant: answers without any session check (bare, or bare unde
     [[ $1 == *-bare || $1 == *-identity-layer ]]
 }
 
-start_server() { # variant -> sets SERVER_PID, ADDR, COOKIE
-    local variant=$1 log=$WORK/$1.log
+start_server() { # variant [log name] -> sets SERVER_PID, ADDR, COOKIE
+    local variant=$1 log=$WORK/${2:-$1}.log
     : >"$log"
     taskset -c "$SERVER_CPU" "$BIN" "$variant" >"$log" 2>&1 &
     SERVER_PID=$!
+    SERVERS+=("$SERVER_PID")
     ADDR='' COOKIE=''
     local want_cookie=1
     sessionless "$variant" && want_cookie=0
@@ -161,27 +179,33 @@ median() { # space-separated numbers -> their median
         if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2
     }'
 }
-range() { # space-separated numbers -> "min–max"
-    tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f–%.0f", lo, hi }'
+range() { # space-separated numbers [digits after the point, default 0] -> "min–max"
+    tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk -v d="${2:-0}" 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.*f–%.*f", d, lo, d, hi }'
+}
+
+check_server() { # variant label: checks the body once (and the 401 without a session) at ADDR with COOKIE
+    local variant=$1 label=$2 body code
+    body=$(curl -sS --max-time 5 -H "Cookie: $COOKIE" "$ADDR/")
+    [[ $body == "$EXPECTED_BODY" ]] || die "$label answered ${body@Q}, not $EXPECTED_BODY"
+    if ! sessionless "$variant"; then
+        code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "$ADDR/")
+        [[ $code == 401 ]] || die "$label answered $code without a session, not 401"
+    fi
+}
+
+serve() { # variant label [log name]: start_server, a same-sized ignored cookie for a sessionless variant, check_server
+    start_server "$1" "${3:-$1}"
+    # The sessionless variants get a cookie too, shaped like ours (`session=` and 108 base64url
+    # characters) and ignored, so every variant reads and parses requests of the same size.
+    sessionless "$1" && COOKIE="session=$(head -c 81 /dev/urandom | base64 -w0 | tr '+/' '-_')"
+    check_server "$1" "$2"
 }
 
 run_variant() { # variant [label]
     local variant=$1 label=${2:-$1}
     echo "== $label" >&2
-    start_server "$variant"
-    # The sessionless variants get a cookie too, shaped like ours (`session=` and 108 base64url
-    # characters) and ignored, so every variant reads and parses requests of the same size.
-    sessionless "$variant" && COOKIE="session=$(head -c 81 /dev/urandom | base64 -w0 | tr '+/' '-_')"
+    serve "$variant" "$label"
     local -a header=(-H "Cookie: $COOKIE")
-
-    local body
-    body=$(curl -sS --max-time 5 "${header[@]}" "$ADDR/")
-    [[ $body == "$EXPECTED_BODY" ]] || die "$label answered ${body@Q}, not $EXPECTED_BODY"
-    if ! sessionless "$variant"; then
-        local code
-        code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "$ADDR/")
-        [[ $code == 401 ]] || die "$label answered $code without a session, not 401"
-    fi
 
     taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "${header[@]}" "$ADDR/" >/dev/null
     local before after out=$WORK/$label.wrk
@@ -246,6 +270,62 @@ for round in $(seq 1 "$ROUNDS"); do
         OVER[$variant]+="$(awk -v a="$cpu" -v b="$before_cpu" -v c="$PREV_CPU" 'BEGIN { printf "%.3f", a - (b + c) / 2 }') "
     done
 done
+
+# --- side by side ------------------------------------------------------------------------
+# From one run to the next this VM's speed moves by more than the few per cent measured
+# above (bare axum has cost 7 and 10 µs of CPU per request in consecutive runs). Side by
+# side, a variant and its framework's bare baseline share SERVER_CPU at the same moments,
+# each under its own wrk on WRK_CPU, so both meet the same drift; each one's CPU time per
+# request, from its own accounting, is compared. The requests each one serves depend on how
+# the scheduler splits the core between them, so only the CPU figures are used.
+declare -a SBS_ROWS=()
+declare -A SBS_CPU=() SBS_BARE=() SBS_OVER=() SBS_RATIO=()
+
+side_by_side() { # variant order: one run of variant beside its bare baseline; order `variant` or `bare` starts first
+    local variant=$1 order=$2 bare=${1%%-*}-bare
+    local -a names=("$variant" "$bare") pids=() addrs=() cookies=() wrks=() before=() after=() cpu=()
+    local v=0 b=1 i requests
+    [[ $order == bare ]] && names=("$bare" "$variant") v=1 b=0
+    for i in 0 1; do
+        serve "${names[i]}" "${names[i]}" "side-$i"
+        pids[i]=$SERVER_PID addrs[i]=$ADDR cookies[i]=$COOKIE
+    done
+    for i in 0 1; do
+        taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" -H "Cookie: ${cookies[i]}" "${addrs[i]}/" >/dev/null &
+        wrks[i]=$!
+    done
+    wait "${wrks[@]}"
+    for i in 0 1; do before[i]=$(cpu_ticks "${pids[i]}"); done
+    for i in 0 1; do
+        taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -H "Cookie: ${cookies[i]}" "${addrs[i]}/" >"$WORK/side-$i.wrk" &
+        wrks[i]=$!
+    done
+    wait "${wrks[@]}"
+    for i in 0 1; do after[i]=$(cpu_ticks "${pids[i]}"); done
+    stop_server "${pids[@]}"
+    for i in 0 1; do
+        requests=$(awk '/ requests in / { print $1 }' "$WORK/side-$i.wrk")
+        [[ -n $requests ]] || { cat "$WORK/side-$i.wrk" >&2; die "could not read wrk's output for ${names[i]} (side by side)"; }
+        ! grep -q 'Non-2xx or 3xx responses' "$WORK/side-$i.wrk" || die "${names[i]} answered non-2xx responses side by side"
+        cpu[i]=$(awk -v t=$((after[i] - before[i])) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')
+    done
+    [[ -n ${SBS_CPU[$variant]:-} ]] || SBS_ROWS+=("$variant")
+    SBS_CPU[$variant]+="${cpu[v]} "
+    SBS_BARE[$variant]+="${cpu[b]} "
+    SBS_OVER[$variant]+="$(awk -v a="${cpu[v]}" -v c="${cpu[b]}" 'BEGIN { printf "%.3f", a - c }') "
+    SBS_RATIO[$variant]+="$(awk -v a="${cpu[v]}" -v c="${cpu[b]}" 'BEGIN { printf "%.4f", c / a }') "
+    echo "   ${cpu[v]} µs/request beside the bare baseline's ${cpu[b]}" >&2
+}
+
+for pair in $(seq 1 "$PAIRS"); do
+    for variant in $SIDE_BY_SIDE; do
+        [[ $variant == *-redis && $REDIS_OK == 0 ]] && continue
+        order=variant
+        ((pair % 2)) || order=bare
+        echo "== side by side, $pair of $PAIRS: $variant and ${variant%%-*}-bare, $order first" >&2
+        side_by_side "$variant" "$order"
+    done
+done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the table ---------------------------------------------------------------------------
@@ -262,6 +342,21 @@ table() {
                 p = (p99 >= 1000 ? sprintf("%.2f ms", p99 / 1000) : sprintf("%.0f µs", p99))
                 printf "| %s%s | %d | %.0f | %s | %s | %.2f | %.2f | %+.2f | %.0f%% |\n",
                     l, (note == "" ? "" : " (" note "!)"), runs, rps, range, p, ratio, cpu, over, core
+            }'
+    done
+}
+
+side_table() {
+    echo "| variant | runs | server CPU µs/request | its bare baseline's, same moments | CPU µs/request over bare | throughput vs bare (bare's CPU ÷ variant's) | range of that |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    local label
+    for label in "${SBS_ROWS[@]}"; do
+        awk -v l="$label$([[ $label == *-bare ]] && echo ' (control: bare beside bare)')" \
+            -v runs="$(wc -w <<<"${SBS_CPU[$label]}")" -v cpu="$(median "${SBS_CPU[$label]}")" \
+            -v bare="$(median "${SBS_BARE[$label]}")" -v over="$(median "${SBS_OVER[$label]}")" \
+            -v ratio="$(median "${SBS_RATIO[$label]}")" \
+            -v range="$(range "${SBS_RATIO[$label]}" 2)" 'BEGIN {
+                printf "| %s | %d | %.2f | %.2f | %+.2f | %.2f | %s |\n", l, runs, cpu, bare, over, ratio, range
             }'
     done
 }
@@ -295,6 +390,20 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     echo "Server CPU is utime+stime of the server process over a measured run, divided by"
     echo "the requests wrk completed; server core busy is that CPU time over the run's"
     echo "length (100% = the server's core saturated)."
+    if ((${#SBS_ROWS[@]})); then
+        echo
+        echo "## Side by side"
+        echo
+        echo "Each of these variants also ran $PAIRS times beside its framework's bare baseline:"
+        echo "both servers on CPU $SERVER_CPU at the same moments, each under its own wrk (the same"
+        echo "options) on CPU $WRK_CPU, half of the runs with the bare server started first. Both meet"
+        echo "the same drift, which the runs above, one after the other, cannot cancel. Each figure"
+        echo "is the median over the runs; CPU time per request is each server's own, so how the"
+        echo "scheduler splits the core between the two does not enter. Throughput vs bare is what"
+        echo "the two CPU costs give a server that has a core to itself."
+        echo
+        side_table
+    fi
     if ((${#SKIPPED[@]})); then
         echo
         echo "Skipped (Redis did not answer PING at \`$REDIS_URL\`): ${SKIPPED[*]}."
