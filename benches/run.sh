@@ -380,16 +380,18 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     echo "- Handler: \`GET /\` answers the session's user id (\`bench-user\`, an owned string in every variant); the bare variants answer it without any session check"
     echo "- Beyond the issue's variants: \`axum-identity-layer\` is the bare handler under a layer that does nothing, through \`Router::layer\` (what axum itself charges for any layer); \`axum-ours-memory-wrapped\` is our layer around the whole \`Router\`; \`axum-ours-memory-handler\` is our layer on the handler alone (\`Handler::layer\`)."
     echo "- Requests carry the variant's session cookie; the bare and identity-layer variants get an ignored cookie of the same size as ours (\`session=\` + 108 characters), so the difference is the check alone. The peers send their own cookies (tower-sessions: \`id=\` + 22 characters)."
-    echo
-    table
-    echo
-    echo "Every variant ran $ROUNDS times, in $ROUNDS rounds of all variants, each run between"
-    echo "two runs of its framework's bare baseline. Throughput vs bare and CPU over bare"
-    echo "compare each run with the mean of those two bare runs; every figure is the median"
-    echo "over the rounds (the range of requests/s shows the run-to-run noise)."
-    echo "Server CPU is utime+stime of the server process over a measured run, divided by"
-    echo "the requests wrk completed; server core busy is that CPU time over the run's"
-    echo "length (100% = the server's core saturated)."
+    if ((${#ROWS[@]})); then
+        echo
+        table
+        echo
+        echo "Every variant ran $ROUNDS times, in $ROUNDS rounds of all variants, each run between"
+        echo "two runs of its framework's bare baseline. Throughput vs bare and CPU over bare"
+        echo "compare each run with the mean of those two bare runs; every figure is the median"
+        echo "over the rounds (the range of requests/s shows the run-to-run noise)."
+        echo "Server CPU is utime+stime of the server process over a measured run, divided by"
+        echo "the requests wrk completed; server core busy is that CPU time over the run's"
+        echo "length (100% = the server's core saturated)."
+    fi
     if ((${#SBS_ROWS[@]})); then
         echo
         echo "## Side by side"
