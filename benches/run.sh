@@ -201,16 +201,19 @@ serve() { # variant label [log name]: start_server, a same-sized ignored cookie 
     check_server "$1" "$2"
 }
 
+load() { # duration cookie addr [wrk options]: one wrk thread on WRK_CPU, the same for every run
+    taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"$1" -H "Cookie: $2" "${@:4}" "$3/"
+}
+
 run_variant() { # variant [label]
     local variant=$1 label=${2:-$1}
     echo "== $label" >&2
     serve "$variant" "$label"
-    local -a header=(-H "Cookie: $COOKIE")
 
-    taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "${header[@]}" "$ADDR/" >/dev/null
+    load "$WARMUP" "$COOKIE" "$ADDR" >/dev/null
     local before after out=$WORK/$label.wrk
     before=$(cpu_ticks "$SERVER_PID")
-    taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${header[@]}" "$ADDR/" >"$out"
+    load "$DURATION" "$COOKIE" "$ADDR" --latency >"$out"
     after=$(cpu_ticks "$SERVER_PID")
     stop_server
 
@@ -291,13 +294,13 @@ side_by_side() { # variant order: one run of variant beside its bare baseline; o
         pids[i]=$SERVER_PID addrs[i]=$ADDR cookies[i]=$COOKIE
     done
     for i in 0 1; do
-        taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" -H "Cookie: ${cookies[i]}" "${addrs[i]}/" >/dev/null &
+        load "$WARMUP" "${cookies[i]}" "${addrs[i]}" >/dev/null &
         wrks[i]=$!
     done
     wait "${wrks[@]}"
     for i in 0 1; do before[i]=$(cpu_ticks "${pids[i]}"); done
     for i in 0 1; do
-        taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -H "Cookie: ${cookies[i]}" "${addrs[i]}/" >"$WORK/side-$i.wrk" &
+        load "$DURATION" "${cookies[i]}" "${addrs[i]}" >"$WORK/side-$i.wrk" &
         wrks[i]=$!
     done
     wait "${wrks[@]}"
