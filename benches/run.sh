@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # HTTP load bench of the session check: every variant of bench-server (bare handlers, ours,
-# peer session crates) under wrk, one after the other, on two pinned cores.
+# peer session crates) under wrk, one after the other, on two pinned cores; then some of
+# them side by side with their bare baseline; then every one's instructions per request
+# under callgrind.
 #
 #   benches/run.sh
 #
@@ -19,6 +21,9 @@
 #                     baselines themselves as a control, the identity layer, and ours with the
 #                     memory store; empty to skip)
 #   PAIRS=4           side-by-side runs per variant, half of them with the bare server started first
+#   INSTRUCTIONS="..." the variants whose instructions per request are counted under valgrind's
+#                     callgrind (default: every variant and both bare baselines; empty to
+#                     skip; skipped without valgrind): the figure that does not move with the VM
 #   RESULTS=benches/RESULTS.md   where the tables are written
 #   PROFILE=release   the cargo profile bench-server is built with; `bench-lto` is release
 #                     with `lto = "fat"` and `codegen-units = 1` (every variant alike)
@@ -47,9 +52,12 @@ ALL_VARIANTS="axum-identity-layer axum-ours-memory axum-ours-redis axum-ours-mem
 VARIANTS=${VARIANTS:-$ALL_VARIANTS}
 SIDE_BY_SIDE=${SIDE_BY_SIDE-axum-bare axum-identity-layer axum-ours-memory axum-ours-memory-wrapped actix-bare actix-ours-memory}
 PAIRS=${PAIRS:-4}
+of_framework() { tr ' ' '\n' <<<"$ALL_VARIANTS" | grep "^$1-" | tr '\n' ' '; }
+INSTRUCTIONS=${INSTRUCTIONS-axum-bare $(of_framework axum)actix-bare $(of_framework actix)}
 EXPECTED_BODY=bench-user
 
 SERVER_PID=''
+SERVER_WRAPPER=() # what the server runs under (valgrind, for the instruction counts)
 SERVERS=() # every server still running (two during a side-by-side run)
 WORK=$(mktemp -d)
 
@@ -147,7 +155,7 @@ sessionless() { # variant: answers without any session check (bare, or bare unde
 start_server() { # variant [log name] -> sets SERVER_PID, ADDR, COOKIE
     local variant=$1 log=$WORK/${2:-$1}.log
     : >"$log"
-    taskset -c "$SERVER_CPU" "$BIN" "$variant" >"$log" 2>&1 &
+    taskset -c "$SERVER_CPU" "${SERVER_WRAPPER[@]}" "$BIN" "$variant" >"$log" 2>&1 &
     SERVER_PID=$!
     SERVERS+=("$SERVER_PID")
     ADDR='' COOKIE=''
@@ -329,6 +337,51 @@ for pair in $(seq 1 "$PAIRS"); do
         side_by_side "$variant" "$order"
     done
 done
+
+# --- instructions ------------------------------------------------------------------------
+# CPU time moves with the VM underneath; the instructions a request executes do not. Each
+# variant runs twice under callgrind, for a short and a long wrk run, and the difference in
+# instructions over the difference in requests is the cost of one request: start-up,
+# connections and shut-down are the same in both runs and cancel. valgrind hides the CPU's
+# SHA extensions, so SHA-256 runs in sha2's portable code there; it is counted apart.
+declare -a INS_ROWS=()
+declare -A INS=() INS_SHA=()
+
+callgrind_run() { # variant duration -> sets CG_REQUESTS, CG_ALL, CG_SHA
+    local variant=$1 out=$WORK/$1-$2.cg requests
+    SERVER_WRAPPER=(valgrind --tool=callgrind --callgrind-out-file="$out")
+    serve "$variant" "$variant (callgrind)" "callgrind"
+    SERVER_WRAPPER=()
+    CONNECTIONS=4 load "$2" "$COOKIE" "$ADDR" >"$WORK/callgrind.wrk"
+    stop_server
+    requests=$(awk '/ requests in / { print $1 }' "$WORK/callgrind.wrk")
+    [[ -n $requests ]] && ! grep -q 'Non-2xx or 3xx responses' "$WORK/callgrind.wrk" \
+        || { cat "$WORK/callgrind.wrk" >&2; die "$variant under callgrind: no valid wrk run"; }
+    [[ -s $out ]] || die "$variant under callgrind: no profile written"
+    CG_REQUESTS=$requests
+    CG_ALL=$(awk '/^(summary|totals):/ { print $2; exit }' "$out")
+    CG_SHA=$(callgrind_annotate --threshold=100 "$out" 2>/dev/null |
+        awk '/sha2::sha256::/ { gsub(",", "", $1); n += $1 } END { print n + 0 }')
+    [[ -n $CG_ALL ]] || die "$variant under callgrind: no totals in the profile"
+}
+
+if [[ -n ${INSTRUCTIONS// /} ]] && ! command -v valgrind >/dev/null; then
+    NOTES+=("No instruction counts: valgrind is not installed (apt-get install valgrind).")
+    INSTRUCTIONS=''
+fi
+for variant in $INSTRUCTIONS; do
+    [[ $variant == *-redis && $REDIS_OK == 0 ]] && continue
+    echo "== instructions: $variant" >&2
+    callgrind_run "$variant" 2s
+    n1=$CG_REQUESTS i1=$CG_ALL s1=$CG_SHA
+    callgrind_run "$variant" 6s
+    n2=$CG_REQUESTS i2=$CG_ALL s2=$CG_SHA
+    ((n2 > n1 + 1000)) || die "$variant under callgrind: too few requests ($n1, then $n2)"
+    INS_ROWS+=("$variant")
+    INS[$variant]=$(((i2 - i1) / (n2 - n1)))
+    INS_SHA[$variant]=$(((s2 - s1) / (n2 - n1)))
+    echo "   ${INS[$variant]} instructions/request ($n1 and $n2 requests)" >&2
+done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the table ---------------------------------------------------------------------------
@@ -361,6 +414,19 @@ side_table() {
             -v range="$(range "${SBS_RATIO[$label]}" 2)" 'BEGIN {
                 printf "| %s | %d | %.2f | %.2f | %+.2f | %.2f | %s |\n", l, runs, cpu, bare, over, ratio, range
             }'
+    done
+}
+
+ins_table() {
+    echo "| variant | instructions/request | over bare | of that, SHA-256 in portable code | over bare, SHA-256 left out |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    local label bare
+    for label in "${INS_ROWS[@]}"; do
+        bare=${INS[${label%%-*}-bare]:-}
+        awk -v l="$label" -v n="${INS[$label]}" -v b="$bare" -v sha="${INS_SHA[$label]}" 'BEGIN {
+            over = (b == "" ? "" : sprintf("%+d", n - b))
+            printf "| %s | %d | %s | %s | %s |\n", l, n, over, (sha > 0 ? sha : ""), (b == "" ? "" : sprintf("%+d", n - b - sha))
+        }'
     done
 }
 
@@ -408,6 +474,21 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
         echo "the two CPU costs give a server that has a core to itself."
         echo
         side_table
+    fi
+    if ((${#INS_ROWS[@]})); then
+        echo
+        echo "## Instructions per request"
+        echo
+        echo "Counted by valgrind's callgrind (user space only: the kernel's share is the same"
+        echo "for every variant that reads and writes the same bytes). Each variant ran twice"
+        echo "under callgrind, under \`wrk -t1 -c4\` for 2 s and then 6 s; the extra instructions"
+        echo "over the extra requests are one request's, with start-up and connections cancelled"
+        echo "out. These counts do not move with the VM's speed or its neighbours. valgrind hides"
+        echo "the CPU's SHA extensions, so the MAC's two SHA-256 compressions run in sha2's"
+        echo "portable code here, counted in the last column; with SHA-NI (every VM measured so"
+        echo "far) they are a few dozen instructions."
+        echo
+        ins_table
     fi
     if ((${#SKIPPED[@]})); then
         echo
