@@ -546,7 +546,9 @@ fn commit() -> String {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
     match git(&["rev-parse", "--short", "HEAD"]) {
-        Some(head) => match git(&["status", "--porcelain"]) {
+        // Results files written by an earlier run change nothing that is built or run (as
+        // in run.sh).
+        Some(head) => match git(&["status", "--porcelain", "--", ".", ":!benches/RESULTS*.md"]) {
             Some(s) if !s.is_empty() => format!("{head} (with uncommitted changes)"),
             _ => head,
         },
