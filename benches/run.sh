@@ -479,8 +479,8 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
         echo
         echo "## Instructions per request"
         echo
-        echo "Counted by valgrind's callgrind (user space only: the kernel's share is the same"
-        echo "for every variant that reads and writes the same bytes). Each variant ran twice"
+        echo "Counted by valgrind's callgrind, in user space only (the kernel's reads and writes"
+        echo "of the same bytes are not counted). Each variant ran twice"
         echo "under callgrind, under \`wrk -t1 -c4\` for 2 s and then 6 s; the extra instructions"
         echo "over the extra requests are one request's, with start-up and connections cancelled"
         echo "out. These counts do not move with the VM's speed or its neighbours. valgrind hides"
