@@ -16,20 +16,31 @@ use cookie::{Cookie, SameSite};
 use http::HeaderValue;
 
 use crate::error::ConfigError;
+use crate::store::Retention;
 use crate::token::SessionToken;
+
+/// The longest lifetime, idle timeout, staleness bound or retention accepted: 100 years.
+/// Longer makes no sense, and keeps every `now + duration` far from overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// Timing and cache policy for sessions.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct SessionConfig {
     pub(crate) ttl: Duration,
-    pub(crate) idle_timeout: Duration,
+    /// `None`: the default, capped at the lifetime.
+    pub(crate) idle_timeout: Option<Duration>,
     pub(crate) touch_interval: Duration,
-    pub(crate) cache_ttl: Duration,
+    /// `None`: the default, capped at the lifetime.
+    pub(crate) cache_ttl: Option<Duration>,
     pub(crate) cache_capacity: u64,
     pub(crate) load_timeout: Duration,
     pub(crate) max_concurrent_loads: usize,
+    pub(crate) max_concurrent_touches: usize,
     pub(crate) event_capacity: usize,
+    pub(crate) max_user_sessions: Option<u32>,
+    pub(crate) list_limit: usize,
+    pub(crate) retention: Retention,
 }
 
 impl Default for SessionConfig {
@@ -39,18 +50,97 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
+    /// The idle timeout when none is set (capped at the lifetime).
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+    /// The staleness bound when none is set (capped at the lifetime).
+    pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
+
     /// The defaults: see the module docs.
     pub fn new() -> Self {
         Self {
             ttl: Duration::from_secs(7 * 24 * 3600),
-            idle_timeout: Duration::from_secs(24 * 3600),
+            idle_timeout: None,
             touch_interval: Duration::from_secs(60),
-            cache_ttl: Duration::from_secs(30),
+            cache_ttl: None,
             cache_capacity: 1_000_000,
             load_timeout: Duration::from_secs(2),
             max_concurrent_loads: 256,
+            max_concurrent_touches: 32,
             event_capacity: 1024,
+            max_user_sessions: Some(100),
+            list_limit: 500,
+            retention: Retention::default(),
         }
+    }
+
+    /// Checks that the settings work together; [`SessionManager::new`] calls it, so a bad
+    /// setting is an error at start-up, never a panic later.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming the setting that cannot work.
+    ///
+    /// [`SessionManager::new`]: crate::SessionManager::new
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_core::SessionConfig;
+    ///
+    /// let config = SessionConfig::new()
+    ///     .with_ttl(Duration::from_secs(60))?
+    ///     .with_cache_ttl(Duration::from_secs(900));
+    /// let err = config.validate().unwrap_err();
+    /// assert!(err.to_string().contains("cache_ttl"), "{err}");
+    /// # Ok::<(), session_core::ConfigError>(())
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |ok: bool, what: &'static str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid(what))
+            }
+        };
+        check(
+            !self.ttl.is_zero() && self.ttl <= MAX_DURATION,
+            "ttl: between 1 s and 100 years",
+        )?;
+        check(
+            self.idle_timeout.is_none_or(|idle| idle <= self.ttl),
+            "idle_timeout: at least 1 s and at most the lifetime (ttl)",
+        )?;
+        check(
+            self.cache_ttl.is_none_or(|bound| bound <= self.ttl),
+            "cache_ttl: the staleness bound cannot be longer than the lifetime (ttl)",
+        )?;
+        check(
+            !self.touch_interval.is_zero() && self.touch_interval <= MAX_DURATION,
+            "touch_interval: between 1 s and 100 years",
+        )?;
+        check(
+            !self.load_timeout.is_zero() && self.load_timeout <= Duration::from_secs(3600),
+            "load_timeout: between 1 ms and 1 hour",
+        )?;
+        check(self.cache_capacity > 0, "cache_capacity: at least 1")?;
+        check(
+            self.max_concurrent_loads > 0 && self.max_concurrent_loads <= 1 << 20,
+            "max_concurrent_loads: between 1 and 1048576",
+        )?;
+        check(
+            self.max_concurrent_touches > 0 && self.max_concurrent_touches <= 1 << 20,
+            "max_concurrent_touches: between 1 and 1048576",
+        )?;
+        check(self.event_capacity > 0, "event_capacity: at least 1")?;
+        check(
+            self.max_user_sessions != Some(0),
+            "max_user_sessions: at least 1",
+        )?;
+        check(self.list_limit > 0, "list_limit: at least 1")?;
+        check(
+            self.retention.sessions <= MAX_DURATION && self.retention.events <= MAX_DURATION,
+            "retention: at most 100 years",
+        )?;
+        Ok(())
     }
 
     /// Absolute lifetime of a session from its issue. Default 7 days.
@@ -66,7 +156,8 @@ impl SessionConfig {
         Ok(self)
     }
 
-    /// Inactivity timeout: a session unused this long expires. Default 1 day.
+    /// Inactivity timeout: a session unused this long expires. Default 1 day, or the
+    /// lifetime if shorter; set explicitly, it may not exceed the lifetime.
     ///
     /// # Errors
     ///
@@ -75,21 +166,58 @@ impl SessionConfig {
         if idle.is_zero() {
             return Err(ConfigError::Invalid("idle_timeout"));
         }
-        self.idle_timeout = idle;
+        self.idle_timeout = Some(idle);
         Ok(self)
     }
 
     /// At most one `last_active_at` write per session per interval. Default 60 s; the
     /// interval used is never more than a quarter of the idle timeout.
-    pub fn with_touch_interval(mut self, interval: Duration) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for zero.
+    pub fn with_touch_interval(mut self, interval: Duration) -> Result<Self, ConfigError> {
+        if interval.is_zero() {
+            return Err(ConfigError::Invalid("touch_interval: at least 1 s"));
+        }
         self.touch_interval = interval;
+        Ok(self)
+    }
+
+    /// The most activity writes (`touch`) in flight at once, so they never take every
+    /// store connection from loads: a request that finds none free skips its write (a later
+    /// one makes it). Default 32. Checked by [`SessionConfig::validate`].
+    pub fn with_max_concurrent_touches(mut self, touches: usize) -> Self {
+        self.max_concurrent_touches = touches;
+        self
+    }
+
+    /// The cap on a user's live user sessions (agents apart): a login beyond it revokes the
+    /// oldest, reason `session_limit`. `None`: no cap. Default 100.
+    pub fn with_max_user_sessions(mut self, max: Option<u32>) -> Self {
+        self.max_user_sessions = max;
+        self
+    }
+
+    /// The most sessions [`SessionManager::list`](crate::SessionManager::list) returns
+    /// (the newest). Default 500.
+    pub fn with_list_limit(mut self, limit: usize) -> Self {
+        self.list_limit = limit;
+        self
+    }
+
+    /// How long ended sessions and events are kept; see [`Retention`]. Default: sessions
+    /// 7 days after their end, events 400 days.
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
         self
     }
 
     /// The staleness bound: how long a node may answer "valid" from its cache without
-    /// hearing from the store. Default 30 s.
+    /// hearing from the store. Default 30 s, or the lifetime if shorter; set explicitly, it
+    /// may not exceed the lifetime (checked by [`SessionConfig::validate`]).
     pub fn with_cache_ttl(mut self, bound: Duration) -> Self {
-        self.cache_ttl = bound;
+        self.cache_ttl = Some(bound);
         self
     }
 
@@ -128,9 +256,9 @@ impl SessionConfig {
     }
 
     /// How many events a slow in-process subscriber may fall behind before it misses some.
-    /// Default 1024.
+    /// Default 1024. Checked by [`SessionConfig::validate`].
     pub fn with_event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity.max(1);
+        self.event_capacity = capacity;
         self
     }
 
@@ -144,19 +272,32 @@ impl SessionConfig {
     #[must_use]
     pub fn idle_timeout(&self) -> Duration {
         self.idle_timeout
+            .unwrap_or(Self::DEFAULT_IDLE_TIMEOUT.min(self.ttl))
     }
 
     /// The touch interval in force: the configured one, capped at a quarter of the idle
     /// timeout.
     #[must_use]
     pub fn effective_touch_interval(&self) -> Duration {
-        self.touch_interval.min(self.idle_timeout / 4)
+        self.touch_interval.min(self.idle_timeout() / 4)
     }
 
     /// The staleness bound.
     #[must_use]
     pub fn cache_ttl(&self) -> Duration {
-        self.cache_ttl
+        self.cache_ttl.unwrap_or(Self::DEFAULT_CACHE_TTL.min(self.ttl))
+    }
+
+    /// The cap on a user's live user sessions.
+    #[must_use]
+    pub fn max_user_sessions(&self) -> Option<u32> {
+        self.max_user_sessions
+    }
+
+    /// The retention of ended sessions and events.
+    #[must_use]
+    pub fn retention(&self) -> Retention {
+        self.retention
     }
 }
 
@@ -353,11 +494,52 @@ mod tests {
     }
 
     #[test]
+    fn inconsistent_settings_are_errors() {
+        let ok = SessionConfig::new();
+        assert!(ok.validate().is_ok());
+        let short = SessionConfig::new()
+            .with_ttl(Duration::from_secs(60))
+            .unwrap();
+        assert!(short.validate().is_ok(), "unset bounds follow the lifetime");
+        assert_eq!(short.idle_timeout(), Duration::from_secs(60));
+        assert_eq!(short.cache_ttl(), Duration::from_secs(30));
+        for (bad, name) in [
+            (
+                short
+                    .clone()
+                    .with_idle_timeout(Duration::from_secs(61))
+                    .unwrap(),
+                "idle_timeout",
+            ),
+            (
+                short.clone().with_cache_ttl(Duration::from_secs(900)),
+                "cache_ttl",
+            ),
+            (
+                SessionConfig::new()
+                    .with_ttl(Duration::from_secs(u64::MAX))
+                    .unwrap(),
+                "ttl",
+            ),
+            (SessionConfig::new().with_cache_capacity(0), "cache_capacity"),
+            (SessionConfig::new().with_max_user_sessions(Some(0)), "max_user_sessions"),
+            (SessionConfig::new().with_list_limit(0), "list_limit"),
+            (SessionConfig::new().with_event_capacity(0), "event_capacity"),
+            (SessionConfig::new().with_max_concurrent_touches(0), "max_concurrent_touches"),
+        ] {
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(name), "{name}: {err}");
+        }
+        assert!(SessionConfig::new().with_touch_interval(Duration::ZERO).is_err());
+    }
+
+    #[test]
     fn touch_interval_is_capped_at_a_quarter_of_idle() {
         let c = SessionConfig::new()
             .with_idle_timeout(Duration::from_secs(100))
             .unwrap()
-            .with_touch_interval(Duration::from_secs(60));
+            .with_touch_interval(Duration::from_secs(60))
+            .unwrap();
         assert_eq!(c.effective_touch_interval(), Duration::from_secs(25));
     }
 }

@@ -16,8 +16,9 @@ pub enum ConfigError {
     /// A key that is not base64url (its position in the list).
     #[error("session key #{0} is not base64url")]
     KeyEncoding(usize),
-    /// A duration or size that makes no sense (the setting's name).
-    #[error("invalid value for {0}")]
+    /// A duration or size that makes no sense, alone or beside another setting: the
+    /// setting's name and what it must be.
+    #[error("invalid setting {0}")]
     Invalid(&'static str),
     /// A cookie name with characters a cookie name cannot hold.
     #[error("invalid cookie name")]
@@ -63,4 +64,12 @@ pub enum SessionError {
     /// No such session, or it belongs to someone else.
     #[error("session {0} not found")]
     NotFound(SessionId),
+    /// The user is deprovisioned (SCIM): no session can be issued until they are
+    /// reactivated.
+    #[error("the user is disabled")]
+    UserDisabled,
+    /// The session granting an agent is revoked, expired, or older than the user's last
+    /// revoke-all: no agent was granted.
+    #[error("the granting session is no longer valid")]
+    GrantorGone,
 }

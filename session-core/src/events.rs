@@ -1,12 +1,14 @@
-//! Session events: created, revoked, expired, with an in-process subscription.
+//! Session events: created, revoked, expired, suspicious. The store logs each in the same
+//! atomic operation as the change it records; the manager also hands them to in-process
+//! subscribers.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::SessionId;
-use crate::model::{
-    Actor, AgentId, Principal, RevocationReason, SessionKind, SessionRecord, UserId,
-};
+use crate::model::{Actor, AgentId, Principal, RevocationReason, SessionKind, UserId};
 
 /// What happened to a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -20,13 +22,73 @@ pub enum EventType {
     /// A request came with a session past its lifetime or idle timeout.
     #[serde(rename = "session.expired")]
     Expired,
+    /// A request came from another network or browser than the session was signed in
+    /// with (risk binding in report mode).
+    #[serde(rename = "session.suspicious")]
+    Suspicious,
+}
+
+impl EventType {
+    /// Every type.
+    pub const ALL: [Self; 4] = [Self::Created, Self::Revoked, Self::Expired, Self::Suspicious];
+
+    /// The wire name: `session.created`, `session.revoked`, `session.expired`,
+    /// `session.suspicious`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "session.created",
+            Self::Revoked => "session.revoked",
+            Self::Expired => "session.expired",
+            Self::Suspicious => "session.suspicious",
+        }
+    }
+
+    /// Parses a wire name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// An event's id in the store's log. Ids are strings that sort, as strings, in the order
+/// the log serves the events; each store chooses their form (and parses them back as
+/// cursors), so treat them as opaque.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(String);
+
+impl EventId {
+    /// Wraps a store's id.
+    #[must_use]
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id's text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventId({})", self.0)
+    }
 }
 
 /// One event, in the shape of the HTTP contract.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEvent {
-    /// A time-ordered id (UUIDv7): ids sort, as strings, in the order events happened.
-    pub id: String,
+    /// Its id in the log: ids sort, as strings, in the order events happened.
+    pub id: EventId,
     /// What happened.
     #[serde(rename = "type")]
     pub event_type: EventType,
@@ -48,40 +110,22 @@ pub struct SessionEvent {
 }
 
 impl SessionEvent {
-    /// An event about `record`.
-    #[must_use]
-    pub fn new(
-        event_type: EventType,
-        record: &SessionRecord,
-        reason: Option<RevocationReason>,
-        actor: Actor,
-        occurred_at: OffsetDateTime,
-    ) -> Self {
-        Self::about(
-            event_type,
-            record.id,
-            &record.principal,
-            reason,
-            actor,
-            occurred_at,
-        )
-    }
-
-    /// An event about session `id` of `principal`.
+    /// An event about session `session_id` of `principal`, logged as `id`.
     #[must_use]
     pub fn about(
+        id: EventId,
         event_type: EventType,
-        id: SessionId,
+        session_id: SessionId,
         principal: &Principal,
         reason: Option<RevocationReason>,
         actor: Actor,
         occurred_at: OffsetDateTime,
     ) -> Self {
         Self {
-            id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            id,
             event_type,
             occurred_at,
-            session_id: id,
+            session_id,
             user_id: principal.user_id().clone(),
             session_kind: principal.kind(),
             agent_id: principal.agent_id().cloned(),
@@ -89,6 +133,31 @@ impl SessionEvent {
             actor,
         }
     }
+}
+
+/// Which events [`SessionStore::events`](crate::SessionStore::events) reads: oldest first,
+/// after a cursor.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only events after this one (the previous page's last id); from the start if `None`.
+    pub after: Option<EventId>,
+    /// At most this many.
+    pub limit: usize,
+    /// Only events of this type.
+    pub event_type: Option<EventType>,
+}
+
+/// Which events [`SessionStore::audit`](crate::SessionStore::audit) reads: one user's,
+/// newest first, before a cursor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Whose.
+    pub user_id: UserId,
+    /// Only events before this one (the previous page's last id); from the newest if
+    /// `None`.
+    pub before: Option<EventId>,
+    /// At most this many.
+    pub limit: usize,
 }
 
 #[cfg(test)]
@@ -99,39 +168,39 @@ mod tests {
     #[test]
     fn serializes_with_the_contract_fields() {
         let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-        let rec = SessionRecord {
-            id: SessionId::random(),
-            secret_hash: [0; 32],
-            principal: Principal::agent("alice", "agent-1", "Bot"),
-            created_at: at,
-            last_active_at: at,
-            expires_at: at,
-            user_agent: None,
-            ip: None,
-            revoked_at: None,
-            revocation_reason: None,
-        };
-        let ev = SessionEvent::new(
+        let id = SessionId::random();
+        let ev = SessionEvent::about(
+            EventId::new("0001"),
             EventType::Revoked,
-            &rec,
+            id,
+            &Principal::agent("alice", "agent-1", "Bot"),
             Some(RevocationReason::AgentDisconnected),
             Actor::User,
             at,
         );
         let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["id"], "0001");
         assert_eq!(v["type"], "session.revoked");
         assert_eq!(v["occurred_at"], "2023-11-14T22:13:20Z");
-        assert_eq!(v["session_id"], rec.id.to_string());
+        assert_eq!(v["session_id"], id.to_string());
         assert_eq!(v["user_id"], "alice");
         assert_eq!(v["session_kind"], "agent");
         assert_eq!(v["agent_id"], "agent-1");
         assert_eq!(v["reason"], "agent_disconnected");
         assert_eq!(v["actor"], "user");
-        let later = SessionEvent::new(EventType::Created, &rec, None, Actor::User, at);
-        assert!(later.id > ev.id, "ids sort in order of creation");
-        assert_eq!(
-            serde_json::to_value(&later).unwrap()["reason"],
-            serde_json::Value::Null
-        );
+        assert_eq!(v.as_object().unwrap().len(), 9);
+        assert_eq!(serde_json::from_value::<SessionEvent>(v).unwrap(), ev);
+    }
+
+    #[test]
+    fn types_round_trip() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+            assert_eq!(
+                serde_json::to_value(t).unwrap(),
+                serde_json::Value::from(t.as_str())
+            );
+        }
+        assert_eq!(EventType::parse("session.other"), None);
     }
 }

@@ -20,7 +20,7 @@
 //!     Arc::new(MemoryStore::new()),
 //!     KeySet::random(),
 //!     SessionConfig::default(),
-//! );
+//! )?;
 //! let issued = manager.issue(Principal::user("alice"), ClientInfo::default()).await?;
 //! let token = issued.token.expose().as_bytes();
 //! assert_eq!(manager.validate(token).await.unwrap().user_id().as_str(), "alice");
@@ -52,6 +52,7 @@ pub mod extract;
 pub mod gate;
 mod manager;
 pub mod model;
+pub mod push;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 #[cfg(feature = "html")]
@@ -66,16 +67,17 @@ pub mod token;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CookieConfig, SessionConfig};
 pub use error::{ConfigError, SessionError, StoreError};
-pub use events::{EventType, SessionEvent};
+pub use events::{EventId, EventType, SessionEvent};
 pub use gate::{
     Check, Pending, RequestHead, SessionGate, Unextracted, Verdict, extract_session, local_redirect,
 };
 pub use http;
 pub use manager::{ClientInfo, Denial, Issued, LoginEpoch, Session, SessionManager};
 pub use model::{
-    Actor, AgentId, Principal, RevocationReason, SessionId, SessionKind, SessionRecord, UserId,
+    Actor, AgentId, IdpLink, Principal, RevocationReason, SessionId, SessionKind, SessionRecord,
+    UserId,
 };
 pub use rejection::{Rejection, RejectionCode};
 pub use selfservice::{Reply, SelfService, SessionView};
-pub use store::{MemoryStore, RevokeScope, SessionStore};
+pub use store::{MemoryStore, RevokeScope, SessionFilter, SessionStore};
 pub use token::{KeySet, SessionToken};

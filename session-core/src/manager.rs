@@ -10,13 +10,22 @@ use tokio::sync::broadcast;
 use crate::cache::{Cached, Live, SessionCache};
 use crate::clock::{Clock, SystemClock};
 use crate::config::SessionConfig;
-use crate::error::SessionError;
-use crate::events::{EventType, SessionEvent};
+use crate::error::{ConfigError, SessionError};
+use crate::events::{AuditQuery, EventQuery, SessionEvent};
 use crate::model::{
-    Actor, AgentId, Principal, RevocationReason, SessionId, SessionKind, SessionRecord, UserId,
+    Actor, AgentId, IdpLink, Principal, RevocationReason, SessionId, SessionKind, SessionRecord,
+    UserId,
 };
-use crate::store::{Created, Invalidation, RevokeMany, RevokeScope, SessionStore};
+use crate::push::PushCodec;
+use crate::store::{
+    Change, Created, Matched, NewSession, Purged, PushMessage, RevokeMany, RevokeScope,
+    RevokedSession, SessionFilter, SessionStore,
+};
 use crate::token::{IssuedToken, KeySet, SessionToken, VerifiedToken};
+
+/// Beyond this many sessions revoked at once, the push asks every node to drop its cache
+/// instead of listing them (a few messages instead of hundreds).
+const MAX_LISTED_REVOCATIONS: usize = 2_000;
 
 /// A valid session, handed to request handlers. Cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -98,13 +107,35 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    /// From the request's raw `User-Agent` (kept only when it is UTF-8) and the peer's IP.
+    /// The longest `User-Agent` recorded, in bytes; a longer one is cut (at a character
+    /// boundary). Real browsers send about 150; this bounds what a client can make the
+    /// store keep per session.
+    pub const MAX_USER_AGENT_LEN: usize = 512;
+
+    /// From the request's raw `User-Agent` (kept only when it is UTF-8, and cut to
+    /// [`ClientInfo::MAX_USER_AGENT_LEN`] bytes) and the peer's IP.
+    ///
+    /// ```
+    /// use session_core::ClientInfo;
+    ///
+    /// let long = "x".repeat(2000);
+    /// let info = ClientInfo::from_request(Some(long.as_bytes()), None);
+    /// assert_eq!(info.user_agent.unwrap().len(), ClientInfo::MAX_USER_AGENT_LEN);
+    /// assert_eq!(ClientInfo::from_request(Some(b"\xff"), None).user_agent, None);
+    /// ```
     #[must_use]
     pub fn from_request(user_agent: Option<&[u8]>, ip: Option<std::net::IpAddr>) -> Self {
+        let user_agent = user_agent
+            .and_then(|ua| std::str::from_utf8(ua).ok())
+            .map(|ua| {
+                let mut end = ua.len().min(Self::MAX_USER_AGENT_LEN);
+                while !ua.is_char_boundary(end) {
+                    end -= 1;
+                }
+                ua[..end].to_owned()
+            });
         Self {
-            user_agent: user_agent
-                .and_then(|ua| std::str::from_utf8(ua).ok())
-                .map(str::to_owned),
+            user_agent,
             ip: ip.map(|ip| ip.to_string()),
         }
     }
@@ -138,6 +169,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     cache: SessionCache,
     events: broadcast::Sender<SessionEvent>,
+    push: PushCodec,
+    touches: Arc<tokio::sync::Semaphore>,
 }
 
 impl fmt::Debug for SessionManager {
@@ -153,20 +186,36 @@ impl fmt::Debug for SessionManager {
 
 impl SessionManager {
     /// A manager over `store`, signing with `keys`, with the system clock.
-    pub fn new(store: Arc<dyn SessionStore>, keys: KeySet, config: SessionConfig) -> Self {
+    ///
+    /// When the store has a push channel, the manager follows it from a task on the
+    /// current Tokio runtime (built outside one, it warns and does not follow).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when `config` does not validate ([`SessionConfig::validate`]).
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        keys: KeySet,
+        config: SessionConfig,
+    ) -> Result<Self, ConfigError> {
         Self::with_clock(store, keys, config, Arc::new(SystemClock))
     }
 
     /// As [`SessionManager::new`], with a clock of your choosing (tests).
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionManager::new`].
     pub fn with_clock(
         store: Arc<dyn SessionStore>,
         keys: KeySet,
         config: SessionConfig,
         clock: Arc<dyn Clock>,
-    ) -> Self {
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
         let cache = SessionCache::new(
             config.cache_capacity,
-            config.cache_ttl,
+            config.cache_ttl(),
             config.max_concurrent_loads,
             config.load_timeout,
             clock.clone(),
@@ -174,22 +223,24 @@ impl SessionManager {
         let (events, _) = broadcast::channel(config.event_capacity);
         let inner = Arc::new(Inner {
             store,
+            push: PushCodec::new(keys.clone()),
             keys,
+            touches: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_touches)),
             config,
             clock,
             cache,
             events,
         });
-        if let Some(rx) = inner.store.invalidations() {
+        if let Some(rx) = inner.store.push_messages() {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(follow_invalidations(Arc::downgrade(&inner), rx));
+                handle.spawn(follow_push(Arc::downgrade(&inner), rx));
             } else {
                 tracing::warn!(
                     "session manager built outside a Tokio runtime: push invalidations are not followed"
                 );
             }
         }
-        Self { inner }
+        Ok(Self { inner })
     }
 
     /// The policy in force.
@@ -201,6 +252,12 @@ impl SessionManager {
     #[must_use]
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.inner.store
+    }
+
+    /// The deployment's keys (for MACs of the app's own, such as CSRF tokens).
+    #[must_use]
+    pub fn keys(&self) -> &KeySet {
+        &self.inner.keys
     }
 
     /// Now, by the manager's clock.
@@ -236,7 +293,8 @@ impl SessionManager {
         }
     }
 
-    /// Subscribes to session events in this process.
+    /// Subscribes to session events in this process: every event this node logs, with
+    /// the id the store's log gave it.
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
         self.inner.events.subscribe()
@@ -247,32 +305,12 @@ impl SessionManager {
         &self,
         call: impl std::future::Future<Output = Result<T, crate::StoreError>>,
     ) -> Result<T, crate::StoreError> {
-        tokio::time::timeout(self.inner.config.load_timeout, call)
-            .await
-            .map_err(|_| crate::StoreError::Timeout)?
+        self.inner.deadline(call).await
     }
 
-    fn emit(
-        &self,
-        ty: EventType,
-        rec: &SessionRecord,
-        reason: Option<RevocationReason>,
-        actor: Actor,
-    ) {
-        self.emit_about(ty, rec.id, &rec.principal, reason, actor);
-    }
-
-    fn emit_about(
-        &self,
-        ty: EventType,
-        id: SessionId,
-        principal: &Principal,
-        reason: Option<RevocationReason>,
-        actor: Actor,
-    ) {
-        let ev = SessionEvent::about(ty, id, principal, reason, actor, self.now());
+    fn emit(&self, event: SessionEvent) {
         // No subscriber is fine.
-        let _ = self.inner.events.send(ev);
+        let _ = self.inner.events.send(event);
     }
 
     /// Reads the user's epoch; call it before checking credentials and pass it to
@@ -280,11 +318,13 @@ impl SessionManager {
     ///
     /// # Errors
     ///
-    /// The store's error.
+    /// The store's error; [`SessionError::UserDisabled`] for a deprovisioned user.
     pub async fn login_epoch(&self, user_id: &UserId) -> Result<LoginEpoch, SessionError> {
-        Ok(LoginEpoch(
-            self.deadline(self.inner.store.user_epoch(user_id)).await?,
-        ))
+        let state = self.deadline(self.inner.store.user_state(user_id)).await?;
+        if state.disabled {
+            return Err(SessionError::UserDisabled);
+        }
+        Ok(LoginEpoch(state.epoch))
     }
 
     /// Issues a session for `principal`.
@@ -292,7 +332,7 @@ impl SessionManager {
     /// # Errors
     ///
     /// The store's error; [`SessionError::Superseded`] if a revoke-all for the user ran
-    /// meanwhile.
+    /// meanwhile; [`SessionError::UserDisabled`] for a deprovisioned user.
     pub async fn issue(
         &self,
         principal: Principal,
@@ -307,20 +347,73 @@ impl SessionManager {
     /// # Errors
     ///
     /// The store's error; [`SessionError::Superseded`] if a revoke-all for the user ran
-    /// after `epoch` was read.
+    /// after `epoch` was read; [`SessionError::UserDisabled`] for a deprovisioned user.
     pub async fn issue_after(
         &self,
         epoch: LoginEpoch,
         principal: Principal,
         client: ClientInfo,
     ) -> Result<Issued, SessionError> {
+        self.create(principal, client, Some(epoch), None, None).await
+    }
+
+    /// Issues a session for a user who signed in through an identity provider, recording
+    /// the provider's session (`iss`, `sub`, `sid`) so that the provider can end it.
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionManager::issue_after`].
+    pub async fn issue_via_idp(
+        &self,
+        epoch: LoginEpoch,
+        user_id: UserId,
+        link: IdpLink,
+        client: ClientInfo,
+    ) -> Result<Issued, SessionError> {
+        self.create(Principal::user(user_id), client, Some(epoch), None, Some(link))
+            .await
+    }
+
+    /// Starts an agent session acting for `grantor`'s user. The store checks, in the same
+    /// operation that creates it, that `grantor` is still alive and was issued at the
+    /// user's current epoch: a revoke-all that races the grant wins.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::GrantorGone`] when the check fails; the store's error.
+    pub async fn grant_agent(
+        &self,
+        grantor: &Session,
+        agent_id: AgentId,
+        agent_name: String,
+        client: ClientInfo,
+    ) -> Result<Issued, SessionError> {
+        let principal = Principal::Agent {
+            user_id: grantor.user_id().clone(),
+            agent_id,
+            agent_name,
+        };
+        self.create(principal, client, None, Some(grantor.id()), None)
+            .await
+    }
+
+    async fn create(
+        &self,
+        principal: Principal,
+        client: ClientInfo,
+        epoch: Option<LoginEpoch>,
+        granted_by: Option<SessionId>,
+        idp: Option<IdpLink>,
+    ) -> Result<Issued, SessionError> {
+        let id = self.inner.store.new_session_id(principal.user_id());
         let IssuedToken {
             id,
             secret_hash,
             tag,
             token,
-        } = self.inner.keys.issue();
+        } = self.inner.keys.issue_for(id);
         let now = self.now();
+        let kind = principal.kind();
         let record = SessionRecord {
             id,
             secret_hash,
@@ -332,17 +425,46 @@ impl SessionManager {
             ip: client.ip,
             revoked_at: None,
             revocation_reason: None,
+            epoch: epoch.map_or(0, |e| e.0),
+            idp,
         };
         let started = self.inner.cache.generation();
-        match self
-            .deadline(self.inner.store.create(&record, epoch.0))
-            .await?
-        {
-            Created::Created => {}
+        let created = self
+            .deadline(self.inner.store.create(NewSession {
+                record: &record,
+                expected_epoch: epoch.map(|e| e.0),
+                granted_by,
+                max_user_sessions: match kind {
+                    SessionKind::User => self.inner.config.max_user_sessions,
+                    SessionKind::Agent => None,
+                },
+                // Granting an agent is also the user's doing.
+                actor: Actor::User,
+            }))
+            .await?;
+        let (event_id, evicted) = match created {
+            Created::Created { event_id, evicted } => (event_id, evicted),
             Created::EpochMoved => return Err(SessionError::Superseded),
+            Created::GrantorGone => return Err(SessionError::GrantorGone),
+            Created::UserDisabled => return Err(SessionError::UserDisabled),
+        };
+        self.emit(SessionEvent::about(
+            event_id,
+            crate::EventType::Created,
+            record.id,
+            &record.principal,
+            None,
+            Actor::User,
+            now,
+        ));
+        if !evicted.is_empty() {
+            let change = Change {
+                reason: &RevocationReason::SessionLimit,
+                actor: Actor::System,
+                at: now,
+            };
+            self.after_revoke(&evicted, &change).await;
         }
-        // Granting an agent is also the user's doing.
-        self.emit(EventType::Created, &record, None, Actor::User);
         let live = self.inner.cache.insert_live(record, tag, started);
         Ok(Issued {
             session: Session(live),
@@ -393,7 +515,7 @@ impl SessionManager {
         let cached = self
             .inner
             .cache
-            .load(token, &*self.inner.store, |rec| self.keep_revoked(rec))
+            .load(token, &*self.inner.store, |rec| self.keep_revoked(rec.expires_at))
             .await
             .map_err(Denial::Unavailable)?;
         self.judge(token, cached, self.inner.clock.unix_nanos())
@@ -414,17 +536,11 @@ impl SessionManager {
             return Err(Denial::Invalid);
         }
         let now_s = now_nanos.div_euclid(1_000_000_000);
-        let idle = i64::try_from(self.inner.config.idle_timeout.as_secs()).unwrap_or(i64::MAX);
+        let idle = i64::try_from(self.inner.config.idle_timeout().as_secs()).unwrap_or(i64::MAX);
         let last = live.last_seen();
         if now_nanos >= live.expires_at_nanos || now_s.saturating_sub(last) >= idle {
             if live.first_expiry_report() {
-                self.emit_about(
-                    EventType::Expired,
-                    live.id,
-                    &live.principal,
-                    None,
-                    Actor::System,
-                );
+                self.report_expired(live.id);
             }
             return Err(Denial::Expired);
         }
@@ -435,6 +551,25 @@ impl SessionManager {
         Ok(Session(live))
     }
 
+    /// Logs the session's expiry (once, whichever node sees it first), off the request
+    /// path.
+    fn report_expired(&self, id: SessionId) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let at = self.now();
+        handle.spawn(async move {
+            match inner.deadline(inner.store.report_expired(id, at)).await {
+                Ok(Some(event)) => {
+                    let _ = inner.events.send(event);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(session_id = %id, error = %e, "logging an expiry failed"),
+            }
+        });
+    }
+
     fn maybe_touch(&self, live: &Arc<Live>, now_nanos: i64, now_s: i64) {
         let interval = i64::try_from(self.inner.config.effective_touch_interval().as_secs())
             .unwrap_or(i64::MAX);
@@ -442,6 +577,10 @@ impl SessionManager {
         if now_s.saturating_sub(written) < interval.max(1) {
             return;
         }
+        // A bound on writes in flight: with none free, a later request writes instead.
+        let Ok(permit) = self.inner.touches.clone().try_acquire_owned() else {
+            return;
+        };
         if !live.claim_write(written, now_s) {
             return; // another request of this session is writing
         }
@@ -456,52 +595,77 @@ impl SessionManager {
                 Ok(Err(e)) => tracing::warn!(session_id = %id, error = %e, "session touch failed"),
                 Err(_) => tracing::warn!(session_id = %id, "session touch timed out"),
             }
+            drop(permit);
         });
     }
 
-    fn keep_revoked(&self, rec: &SessionRecord) -> Duration {
-        let left = rec.expires_at - self.now();
-        Duration::try_from(left)
-            .unwrap_or(Duration::ZERO)
-            .clamp(self.inner.config.cache_ttl, self.inner.config.ttl)
+    /// How long a node remembers a session as revoked: until its own end, at least the
+    /// staleness bound, at most the lifetime.
+    fn keep_revoked(&self, expires_at: OffsetDateTime) -> Duration {
+        let left = Duration::try_from(expires_at - self.now()).unwrap_or(Duration::ZERO);
+        left.min(self.inner.config.ttl)
+            .max(self.inner.config.cache_ttl())
     }
 
-    /// The user's active sessions (user and agent), newest first.
+    /// The user's active sessions (user and agent), newest first, at most the configured
+    /// list limit.
     ///
     /// # Errors
     ///
     /// The store's error.
     pub async fn list(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, SessionError> {
         let now = self.now();
-        let idle = self.inner.config.idle_timeout;
+        let idle = self.inner.config.idle_timeout();
         let mut sessions = self
-            .deadline(self.inner.store.list_active(user_id, now))
+            .deadline(self.inner.store.list_active(
+                user_id,
+                now,
+                self.inner.config.list_limit,
+            ))
             .await?;
         sessions.retain(|s| s.last_active_at + idle > now);
         sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(sessions)
     }
 
-    async fn after_revoke(
-        &self,
-        revoked: &[SessionRecord],
-        reason: &RevocationReason,
-        actor: Actor,
-    ) {
-        for rec in revoked {
+    /// In force on this node at once, then pushed to the others, then handed to
+    /// in-process subscribers.
+    async fn after_revoke(&self, revoked: &[RevokedSession], change: &Change<'_>) {
+        for r in revoked {
             self.inner
                 .cache
-                .mark_revoked(rec.id, self.keep_revoked(rec));
+                .mark_revoked(r.id, self.keep_revoked(r.expires_at));
         }
         if !revoked.is_empty() {
             let ids: Vec<SessionId> = revoked.iter().map(|r| r.id).collect();
-            if let Err(e) = self.deadline(self.inner.store.publish(&ids)).await {
+            self.publish(&ids).await;
+        }
+        for r in revoked {
+            self.emit(r.event(change));
+        }
+    }
+
+    async fn publish(&self, ids: &[SessionId]) {
+        let now_ms = i64::try_from(self.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let store = &self.inner.store;
+        let payloads = if ids.len() > MAX_LISTED_REVOCATIONS {
+            vec![self.inner.push.encode_resync(now_ms)]
+        } else {
+            self.inner.push.encode(ids, store.push_limit(), now_ms)
+        };
+        for payload in payloads {
+            if let Err(e) = self.deadline(store.publish(&payload)).await {
                 // Other nodes still learn within the staleness bound.
                 tracing::warn!(error = %e, count = ids.len(), "publishing revocations failed");
             }
         }
-        for rec in revoked {
-            self.emit(EventType::Revoked, rec, Some(reason.clone()), actor);
+    }
+
+    fn change<'a>(&self, reason: &'a RevocationReason, actor: Actor) -> Change<'a> {
+        Change {
+            reason,
+            actor,
+            at: self.now(),
         }
     }
 
@@ -517,11 +681,10 @@ impl SessionManager {
         reason: RevocationReason,
         actor: Actor,
     ) -> Result<bool, SessionError> {
-        let revoked = self
-            .deadline(self.inner.store.revoke(id, &reason, self.now()))
-            .await?;
+        let change = self.change(&reason, actor);
+        let revoked = self.deadline(self.inner.store.revoke(id, change)).await?;
         let found = revoked.is_some();
-        self.after_revoke(revoked.as_slice(), &reason, actor).await;
+        self.after_revoke(revoked.as_slice(), &change).await;
         Ok(found)
     }
 
@@ -563,16 +726,30 @@ impl SessionManager {
         reason: RevocationReason,
         actor: Actor,
     ) -> Result<usize, SessionError> {
+        self.revoke_user(user_id, scope, except, &reason, actor, false)
+            .await
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &UserId,
+        scope: RevokeScope,
+        except: Option<SessionId>,
+        reason: &RevocationReason,
+        actor: Actor,
+        disable_user: bool,
+    ) -> Result<usize, SessionError> {
+        let change = self.change(reason, actor);
         let revoked = self
             .deadline(self.inner.store.revoke_many(RevokeMany {
                 user_id,
                 scope: &scope,
                 except,
-                reason: &reason,
-                at: self.now(),
+                change,
+                disable_user,
             }))
             .await?;
-        self.after_revoke(&revoked, &reason, actor).await;
+        self.after_revoke(&revoked, &change).await;
         Ok(revoked.len())
     }
 
@@ -597,44 +774,178 @@ impl SessionManager {
         .await
     }
 
-    /// Deletes expired sessions from the store. Returns how many.
+    /// Deprovisions a user: revokes every session and agent (reason `user_deprovisioned`)
+    /// and refuses new sessions for them until [`SessionManager::enable_user`], in one
+    /// store operation. Returns how many sessions were revoked.
     ///
     /// # Errors
     ///
     /// The store's error.
-    pub async fn purge_expired(&self) -> Result<u64, SessionError> {
+    pub async fn disable_user(&self, user_id: &UserId, actor: Actor) -> Result<usize, SessionError> {
+        self.revoke_user(
+            user_id,
+            RevokeScope::All,
+            None,
+            &RevocationReason::UserDeprovisioned,
+            actor,
+            true,
+        )
+        .await
+    }
+
+    /// Lets a deprovisioned user sign in again.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn enable_user(&self, user_id: &UserId) -> Result<(), SessionError> {
         Ok(self
-            .deadline(self.inner.store.purge_expired(self.now()))
+            .deadline(self.inner.store.set_user_disabled(user_id, false))
             .await?)
     }
 
-    /// Applies a push-channel message (done for you when the store has a push channel).
-    pub fn apply_invalidation(&self, msg: Invalidation) {
-        self.inner.apply(msg);
+    /// Whether the user is deprovisioned.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn is_user_disabled(&self, user_id: &UserId) -> Result<bool, SessionError> {
+        Ok(self
+            .deadline(self.inner.store.user_state(user_id))
+            .await?
+            .disabled)
+    }
+
+    /// Revokes every active session, of any user, that `filter` matches, in one store
+    /// operation (or, with `dry_run`, counts them). An empty filter matches nothing.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn revoke_matching(
+        &self,
+        filter: &SessionFilter,
+        reason: RevocationReason,
+        actor: Actor,
+        dry_run: bool,
+    ) -> Result<Matched, SessionError> {
+        if filter.is_empty() {
+            return Ok(Matched::default());
+        }
+        let change = self.change(&reason, actor);
+        // A bulk operation may take longer than a request's store call.
+        let matched = tokio::time::timeout(
+            self.inner.config.load_timeout * 30,
+            self.inner.store.revoke_matching(filter, change, dry_run),
+        )
+        .await
+        .map_err(|_| crate::StoreError::Timeout)??;
+        self.after_revoke(&matched.revoked, &change).await;
+        Ok(matched)
+    }
+
+    /// The event log, oldest first, after a cursor.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn events(&self, query: &EventQuery) -> Result<Vec<SessionEvent>, SessionError> {
+        Ok(self.deadline(self.inner.store.events(query)).await?)
+    }
+
+    /// One user's events, newest first.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<SessionEvent>, SessionError> {
+        Ok(self.deadline(self.inner.store.audit(query)).await?)
+    }
+
+    /// Deletes ended sessions and old events past the configured retention.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn purge(&self) -> Result<Purged, SessionError> {
+        let retention = self.inner.config.retention;
+        let purge = self.inner.store.purge(self.now(), retention);
+        Ok(tokio::time::timeout(self.inner.config.load_timeout * 30, purge)
+            .await
+            .map_err(|_| crate::StoreError::Timeout)??)
+    }
+
+    /// Runs [`SessionManager::purge`] every `every`, for as long as the task lives (abort
+    /// the handle to stop it). A failed purge is logged and retried at the next tick.
+    pub fn spawn_purge(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let manager = Self { inner };
+                match manager.purge().await {
+                    Ok(p) => tracing::debug!(sessions = p.sessions, events = p.events, "purged"),
+                    Err(e) => tracing::warn!(error = %e, "purge failed"),
+                }
+            }
+        })
+    }
+
+    /// Applies a push message as if the push channel had delivered it (done for you when
+    /// the store has a push channel). Returns why it was ignored, if it was.
+    pub fn apply_push(&self, msg: &PushMessage) -> Result<(), crate::push::Ignored> {
+        self.inner.apply(msg)
     }
 }
 
 impl Inner {
-    fn apply(&self, msg: Invalidation) {
+    async fn deadline<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, crate::StoreError>>,
+    ) -> Result<T, crate::StoreError> {
+        tokio::time::timeout(self.config.load_timeout, call)
+            .await
+            .map_err(|_| crate::StoreError::Timeout)?
+    }
+
+    fn apply(&self, msg: &PushMessage) -> Result<(), crate::push::Ignored> {
         match msg {
-            Invalidation::Revoked(id) => self.cache.forget(id),
-            Invalidation::Resync => self.cache.resync(),
+            PushMessage::Reconnected => {
+                self.cache.resync();
+                Ok(())
+            }
+            PushMessage::Payload(payload) => match self.push.decode(payload) {
+                Ok(notice) => {
+                    for id in &notice.ids {
+                        self.cache.forget(*id);
+                    }
+                    if notice.resync {
+                        self.cache.resync();
+                    }
+                    Ok(())
+                }
+                Err(ignored) => {
+                    // Never the payload: it is whatever someone published.
+                    tracing::debug!(reason = %ignored, "push message ignored");
+                    Err(ignored)
+                }
+            },
         }
     }
 }
 
-async fn follow_invalidations(
-    inner: std::sync::Weak<Inner>,
-    mut rx: broadcast::Receiver<Invalidation>,
-) {
+async fn follow_push(inner: std::sync::Weak<Inner>, mut rx: broadcast::Receiver<PushMessage>) {
     loop {
         let msg = match rx.recv().await {
             Ok(msg) => msg,
-            Err(broadcast::error::RecvError::Lagged(_)) => Invalidation::Resync,
+            Err(broadcast::error::RecvError::Lagged(_)) => PushMessage::Reconnected,
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let Some(inner) = inner.upgrade() else { return };
-        inner.apply(msg);
+        let _ = inner.apply(&msg);
     }
 }
 

@@ -241,6 +241,15 @@ pub enum RevocationReason {
     Rotated,
     /// The account was deleted or offboarded.
     AccountDeleted,
+    /// The user reached the cap on live sessions; the oldest went.
+    SessionLimit,
+    /// The identity provider ended the session (OpenID Connect back-channel logout, CAEP).
+    IdpLogout,
+    /// The identity provider deprovisioned the user (SCIM).
+    UserDeprovisioned,
+    /// A risk signal: the session was used from another network or browser than at
+    /// sign-in, or an app's risk engine said so.
+    RiskDetected,
     /// Anything else, in the application's words.
     Other(String),
 }
@@ -258,6 +267,10 @@ impl RevocationReason {
             Self::AgentDisconnected => "agent_disconnected",
             Self::Rotated => "rotated",
             Self::AccountDeleted => "account_deleted",
+            Self::SessionLimit => "session_limit",
+            Self::IdpLogout => "idp_logout",
+            Self::UserDeprovisioned => "user_deprovisioned",
+            Self::RiskDetected => "risk_detected",
             Self::Other(s) => s,
         }
     }
@@ -274,6 +287,10 @@ impl RevocationReason {
             "agent_disconnected" => Self::AgentDisconnected,
             "rotated" => Self::Rotated,
             "account_deleted" => Self::AccountDeleted,
+            "session_limit" => Self::SessionLimit,
+            "idp_logout" => Self::IdpLogout,
+            "user_deprovisioned" => Self::UserDeprovisioned,
+            "risk_detected" => Self::RiskDetected,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -306,10 +323,60 @@ pub enum Actor {
     User,
     /// An administrator.
     Admin,
-    /// The system (expiry).
+    /// The system (expiry, the session cap, risk binding).
     System,
     /// An agent.
     Agent,
+    /// An identity provider (SCIM, back-channel logout, CAEP).
+    Idp,
+}
+
+impl Actor {
+    /// The actor's wire name: `user`, `admin`, `system`, `agent` or `idp`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+            Self::System => "system",
+            Self::Agent => "agent",
+            Self::Idp => "idp",
+        }
+    }
+
+    /// Parses a wire name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "user" => Self::User,
+            "admin" => Self::Admin,
+            "system" => Self::System,
+            "agent" => Self::Agent,
+            "idp" => Self::Idp,
+            _ => return None,
+        })
+    }
+
+    /// The actor of what `kind` of session did itself: `user` or `agent`.
+    #[must_use]
+    pub const fn of(kind: SessionKind) -> Self {
+        match kind {
+            SessionKind::User => Self::User,
+            SessionKind::Agent => Self::Agent,
+        }
+    }
+}
+
+/// The identity-provider session a session was signed in through (OpenID Connect), so
+/// the provider can end it (back-channel logout).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdpLink {
+    /// The provider's issuer (`iss`).
+    pub issuer: String,
+    /// The user's subject at the provider (`sub`).
+    pub subject: String,
+    /// The provider's session id (`sid`), when it sent one.
+    pub sid: Option<String>,
 }
 
 /// A session as the store keeps it. Holds only a hash of the token's secret.
@@ -340,6 +407,13 @@ pub struct SessionRecord {
     pub revoked_at: Option<OffsetDateTime>,
     /// Why it was revoked, if it was.
     pub revocation_reason: Option<RevocationReason>,
+    /// The user's revocation epoch when the session was issued: an agent grant from this
+    /// session is refused once a revoke-all moved the epoch past it.
+    #[serde(default)]
+    pub epoch: u64,
+    /// The identity-provider session it was signed in through, if any.
+    #[serde(default)]
+    pub idp: Option<IdpLink>,
 }
 
 impl SessionRecord {
@@ -354,6 +428,12 @@ impl SessionRecord {
     pub fn is_revoked(&self) -> bool {
         self.revoked_at.is_some()
     }
+
+    /// The session's kind.
+    #[must_use]
+    pub fn kind(&self) -> SessionKind {
+        self.principal.kind()
+    }
 }
 
 #[cfg(test)]
@@ -366,6 +446,10 @@ mod tests {
             RevocationReason::SignedOut,
             RevocationReason::PasswordReset,
             RevocationReason::AgentDisconnected,
+            RevocationReason::SessionLimit,
+            RevocationReason::IdpLogout,
+            RevocationReason::UserDeprovisioned,
+            RevocationReason::RiskDetected,
         ] {
             assert_eq!(RevocationReason::parse(r.as_str()), r);
         }
@@ -393,6 +477,12 @@ mod tests {
             ip: None,
             revoked_at: None,
             revocation_reason: None,
+            epoch: 3,
+            idp: Some(IdpLink {
+                issuer: "https://idp.example".into(),
+                subject: "alice".into(),
+                sid: None,
+            }),
         };
         let json = serde_json::to_string(&rec).unwrap();
         assert!(json.contains(&"ab".repeat(32)));

@@ -112,6 +112,11 @@ impl Reply {
             }
             SessionError::NotFound(_) => Self::error(StatusCode::NOT_FOUND, codes::NOT_FOUND),
             SessionError::Superseded => Self::error(StatusCode::CONFLICT, codes::LOGIN_SUPERSEDED),
+            SessionError::UserDisabled => Self::error(StatusCode::FORBIDDEN, codes::USER_DISABLED),
+            SessionError::GrantorGone => Self::error(
+                StatusCode::UNAUTHORIZED,
+                RejectionCode::SessionRevoked.as_str(),
+            ),
         }
     }
 }
@@ -142,6 +147,8 @@ pub mod codes {
     pub const INVALID_AGENT_NAME: &str = "invalid_agent_name";
     /// 409: a login that a "sign out everywhere" or password reset overtook.
     pub const LOGIN_SUPERSEDED: &str = "login_superseded";
+    /// 403: the user is deprovisioned and cannot sign in until reactivated.
+    pub const USER_DISABLED: &str = "user_disabled";
 }
 
 /// `{"error": CODE}`: the body of every JSON failure ([`Reply::error`]), rejections
@@ -538,8 +545,12 @@ impl SelfService {
             return Reply::error(StatusCode::UNPROCESSABLE_ENTITY, codes::INVALID_AGENT_NAME);
         }
         let agent_id = uuid::Uuid::new_v4().to_string();
-        let principal = Principal::agent(session.user_id().clone(), agent_id.as_str(), name);
-        match self.gate.manager().issue(principal, client).await {
+        match self
+            .gate
+            .manager()
+            .grant_agent(session, AgentId::from(agent_id.as_str()), name.to_owned(), client)
+            .await
+        {
             Ok(issued) => Reply::json(
                 StatusCode::CREATED,
                 &AgentGranted {

@@ -201,7 +201,13 @@ impl KeySet {
     /// Issues a new token for a new random session id.
     #[must_use]
     pub fn issue(&self) -> IssuedToken {
-        let id = SessionId::random();
+        self.issue_for(SessionId::random())
+    }
+
+    /// Issues a new token for the new session `id` (a store may choose ids, see
+    /// [`SessionStore::new_session_id`](crate::SessionStore::new_session_id)).
+    #[must_use]
+    pub fn issue_for(&self, id: SessionId) -> IssuedToken {
         let mut secret = [0u8; SECRET_LEN];
         fill_random(&mut secret);
         let mut raw = [0u8; RAW_LEN];

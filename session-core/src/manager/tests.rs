@@ -8,6 +8,7 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::store::MemoryStore;
 use crate::testing::FaultyStore;
+use crate::EventType;
 
 fn keys() -> KeySet {
     KeySet::new([[7u8; 32]]).unwrap()
@@ -23,6 +24,7 @@ fn manager_on(
     clock: &ManualClock,
 ) -> SessionManager {
     SessionManager::with_clock(store, keys(), config, Arc::new(clock.clone()))
+        .expect("valid config")
 }
 
 async fn login(m: &SessionManager, user: &str) -> Issued {
@@ -79,7 +81,8 @@ async fn idle_timeout_holds_on_another_node_through_the_store() {
     let config = SessionConfig::new()
         .with_idle_timeout(Duration::from_secs(60))
         .unwrap()
-        .with_touch_interval(Duration::from_secs(10));
+        .with_touch_interval(Duration::from_secs(10))
+        .unwrap();
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
     let a = manager_on(store.clone(), config.clone(), &clock);
     let s = login(&a, "alice").await;
@@ -108,6 +111,7 @@ async fn touch_writes_at_most_once_per_interval() {
         .with_idle_timeout(Duration::from_secs(3600))
         .unwrap()
         .with_touch_interval(Duration::from_secs(10))
+        .unwrap()
         .with_cache_ttl(Duration::from_secs(3600));
     let store = FaultyStore::new(MemoryStore::new());
     let m = manager_on(store.clone(), config, &clock);
@@ -217,7 +221,7 @@ async fn resync_racing_a_load_leaves_no_stale_valid_entry() {
     a.revoke(s.session.id(), RevocationReason::SignedOut, Actor::User)
         .await
         .unwrap();
-    b.apply_invalidation(Invalidation::Resync);
+    b.apply_push(&crate::store::PushMessage::Reconnected).unwrap();
     store.set_hold_loads(false);
     store.release.notify_one();
     let _ = racing.await.unwrap();
@@ -394,7 +398,10 @@ async fn purge_removes_expired_sessions() {
     let m = manager_on(Arc::new(MemoryStore::new()), config, &clock);
     let s = login(&m, "alice").await;
     clock.advance(Duration::from_secs(11));
-    assert_eq!(m.purge_expired().await.unwrap(), 1);
+    let purged = m.purge().await.unwrap();
+    assert_eq!(purged.sessions, 0, "kept for the retention");
+    clock.advance(m.config().retention().sessions);
+    assert_eq!(m.purge().await.unwrap().sessions, 1);
     assert!(m.store().load(s.session.id()).await.unwrap().is_none());
 }
 
@@ -418,7 +425,8 @@ async fn csrf_tokens_are_bound_to_the_session() {
         KeySet::new([[8u8; 32]]).unwrap(),
         SessionConfig::new(),
         Arc::new(clock.clone()),
-    );
+    )
+    .unwrap();
     assert_ne!(other.csrf_token(&a), token);
 }
 
@@ -458,7 +466,7 @@ async fn every_store_call_has_a_deadline() {
         .await
         .map(|_| ())
     ));
-    assert!(timed_out(&m.purge_expired().await.map(|_| ())));
+    assert!(timed_out(&m.purge().await.map(|_| ())));
 }
 
 #[tokio::test]
@@ -481,11 +489,10 @@ async fn a_valid_mac_with_the_wrong_secret_is_invalid() {
         ip: None,
         revoked_at: None,
         revocation_reason: None,
+        epoch: 0,
+        idp: None,
     };
-    assert_eq!(
-        store.create(&record, 0).await.unwrap(),
-        crate::store::Created::Created
-    );
+    crate::testing::suite::create(&*store, &record).await;
     for _ in 0..2 {
         assert!(matches!(
             m.validate(forged.token.expose().as_bytes()).await,
@@ -505,7 +512,14 @@ async fn a_revocation_without_push_holds_within_the_staleness_bound() {
     let s = login(&m, "alice").await;
     let token = s.token.expose().as_bytes();
     store
-        .revoke(s.session.id(), &RevocationReason::SignedOut, clock.now())
+        .revoke(
+            s.session.id(),
+            crate::store::Change {
+                reason: &RevocationReason::SignedOut,
+                actor: Actor::User,
+                at: clock.now(),
+            },
+        )
         .await
         .unwrap();
     clock.advance(Duration::from_secs(29));

@@ -8,9 +8,15 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, broadcast};
 
+use std::time::Duration;
+
 use crate::error::StoreError;
-use crate::model::{RevocationReason, SessionId, SessionRecord, UserId};
-use crate::store::{Created, Invalidation, RevokeMany, SessionStore};
+use crate::events::{AuditQuery, EventId, EventQuery, SessionEvent};
+use crate::model::{SessionId, SessionRecord, UserId};
+use crate::store::{
+    Change, Created, Matched, NewSession, Purged, PushMessage, Retention, RevokeMany,
+    RevokedSession, SessionFilter, SessionStore, UserState,
+};
 
 /// How many times each kind of call reached the store.
 #[derive(Debug, Default)]
@@ -41,6 +47,7 @@ pub struct FaultyStore<S> {
     /// Call counts.
     pub calls: Calls,
     failing: AtomicBool,
+    failing_revocations: AtomicBool,
     hanging: AtomicBool,
     hold_loads: AtomicBool,
     /// Signalled when a held load has started (it has read nothing yet).
@@ -56,6 +63,7 @@ impl<S: SessionStore> FaultyStore<S> {
             inner,
             calls: Calls::default(),
             failing: AtomicBool::new(false),
+            failing_revocations: AtomicBool::new(false),
             hanging: AtomicBool::new(false),
             hold_loads: AtomicBool::new(false),
             load_started: Notify::new(),
@@ -66,6 +74,12 @@ impl<S: SessionStore> FaultyStore<S> {
     /// Every call fails (as a refused connection would) while set.
     pub fn set_failing(&self, on: bool) {
         self.failing.store(on, Ordering::SeqCst);
+    }
+
+    /// Revocations (`revoke`, `revoke_many`, `revoke_matching`) fail while set; nothing
+    /// else does.
+    pub fn set_failing_revocations(&self, on: bool) {
+        self.failing_revocations.store(on, Ordering::SeqCst);
     }
 
     /// Every call hangs forever while set.
@@ -96,18 +110,33 @@ impl<S: SessionStore> FaultyStore<S> {
         self.calls.other.fetch_add(1, Ordering::SeqCst);
         self.gate().await
     }
+
+    async fn revocation(&self) -> Result<(), StoreError> {
+        self.other().await?;
+        if self.failing_revocations.load(Ordering::SeqCst) {
+            return Err(StoreError::backend(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected revocation failure",
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl<S: SessionStore> SessionStore for FaultyStore<S> {
-    async fn user_epoch(&self, user_id: &UserId) -> Result<u64, StoreError> {
-        self.other().await?;
-        self.inner.user_epoch(user_id).await
+    fn new_session_id(&self, user_id: &UserId) -> SessionId {
+        self.inner.new_session_id(user_id)
     }
 
-    async fn create(&self, record: &SessionRecord, epoch: u64) -> Result<Created, StoreError> {
+    async fn user_state(&self, user_id: &UserId) -> Result<UserState, StoreError> {
         self.other().await?;
-        self.inner.create(record, epoch).await
+        self.inner.user_state(user_id).await
+    }
+
+    async fn create(&self, new: NewSession<'_>) -> Result<Created, StoreError> {
+        self.other().await?;
+        self.inner.create(new).await
     }
 
     async fn load(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
@@ -132,36 +161,113 @@ impl<S: SessionStore> SessionStore for FaultyStore<S> {
         &self,
         user_id: &UserId,
         now: OffsetDateTime,
+        limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         self.other().await?;
-        self.inner.list_active(user_id, now).await
+        self.inner.list_active(user_id, now, limit).await
     }
 
     async fn revoke(
         &self,
         id: SessionId,
-        reason: &RevocationReason,
-        at: OffsetDateTime,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        self.other().await?;
-        self.inner.revoke(id, reason, at).await
+        change: Change<'_>,
+    ) -> Result<Option<RevokedSession>, StoreError> {
+        self.revocation().await?;
+        self.inner.revoke(id, change).await
     }
 
-    async fn revoke_many(&self, req: RevokeMany<'_>) -> Result<Vec<SessionRecord>, StoreError> {
-        self.other().await?;
+    async fn revoke_many(&self, req: RevokeMany<'_>) -> Result<Vec<RevokedSession>, StoreError> {
+        self.revocation().await?;
         self.inner.revoke_many(req).await
     }
 
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn revoke_matching(
+        &self,
+        filter: &SessionFilter,
+        change: Change<'_>,
+        dry_run: bool,
+    ) -> Result<Matched, StoreError> {
+        self.revocation().await?;
+        self.inner.revoke_matching(filter, change, dry_run).await
+    }
+
+    async fn set_user_disabled(&self, user_id: &UserId, disabled: bool) -> Result<(), StoreError> {
         self.other().await?;
-        self.inner.purge_expired(now).await
+        self.inner.set_user_disabled(user_id, disabled).await
     }
 
-    async fn publish(&self, revoked: &[SessionId]) -> Result<(), StoreError> {
-        self.inner.publish(revoked).await
+    async fn report_expired(
+        &self,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> Result<Option<SessionEvent>, StoreError> {
+        self.other().await?;
+        self.inner.report_expired(id, at).await
     }
 
-    fn invalidations(&self) -> Option<broadcast::Receiver<Invalidation>> {
-        self.inner.invalidations()
+    async fn append_event(&self, event: &SessionEvent) -> Result<EventId, StoreError> {
+        self.other().await?;
+        self.inner.append_event(event).await
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<SessionEvent>, StoreError> {
+        self.other().await?;
+        self.inner.events(query).await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<SessionEvent>, StoreError> {
+        self.other().await?;
+        self.inner.audit(query).await
+    }
+
+    async fn purge(
+        &self,
+        now: OffsetDateTime,
+        retention: Retention,
+    ) -> Result<Purged, StoreError> {
+        self.other().await?;
+        self.inner.purge(now, retention).await
+    }
+
+    async fn first_use(&self, key: &str, until: OffsetDateTime) -> Result<bool, StoreError> {
+        self.other().await?;
+        self.inner.first_use(key, until).await
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.other().await?;
+        self.inner.try_lease(name, holder, ttl).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.other().await?;
+        self.inner.release_lease(name, holder).await
+    }
+
+    async fn load_cursor(&self, name: &str) -> Result<Option<EventId>, StoreError> {
+        self.other().await?;
+        self.inner.load_cursor(name).await
+    }
+
+    async fn save_cursor(&self, name: &str, cursor: &EventId) -> Result<(), StoreError> {
+        self.other().await?;
+        self.inner.save_cursor(name, cursor).await
+    }
+
+    async fn publish(&self, payload: &str) -> Result<(), StoreError> {
+        self.inner.publish(payload).await
+    }
+
+    fn push_limit(&self) -> usize {
+        self.inner.push_limit()
+    }
+
+    fn push_messages(&self) -> Option<broadcast::Receiver<PushMessage>> {
+        self.inner.push_messages()
     }
 }
