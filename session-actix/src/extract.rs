@@ -4,7 +4,7 @@ use std::future::{Ready, ready};
 
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, dev::Payload};
-use session_core::{Rejection, Session, Unextracted, extract_session};
+use session_core::{MIDDLEWARE_MISSING, Rejection, Session, extract_session};
 
 use crate::response::rejection_response;
 
@@ -14,33 +14,41 @@ use crate::response::rejection_response;
 #[derive(Clone, Debug)]
 pub struct ValidSession(pub Session);
 
-/// The error of a failed [`ValidSession`] extraction; its response is the rejection.
+/// Why a [`ValidSession`] extraction failed; its response is the middleware's rejection
+/// (401, 303, 403 or 503), or a 500 when no [`SessionCheck`](crate::SessionCheck) ran for
+/// the route (a set-up mistake, logged once).
 #[derive(Debug)]
-pub struct SessionRejection(pub Unextracted);
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// The middleware refused the session.
+    Refused(Box<Rejection>),
+    /// No session middleware ran for this route.
+    NoMiddleware,
+}
 
 impl std::fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Unextracted::Denied(r) => write!(f, "session refused: {}", r.code().as_str()),
-            _ => f.write_str(Unextracted::MIDDLEWARE_MISSING),
+        match self {
+            Self::Refused(r) => write!(f, "session refused: {}", r.code().as_str()),
+            Self::NoMiddleware => f.write_str(MIDDLEWARE_MISSING),
         }
     }
 }
 
 impl ResponseError for SessionRejection {
     fn status_code(&self) -> StatusCode {
-        match &self.0 {
-            Unextracted::Denied(r) => {
+        match self {
+            Self::Refused(r) => {
                 StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::UNAUTHORIZED)
             }
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::NoMiddleware => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        match &self.0 {
-            Unextracted::Denied(r) => rejection_response(r),
-            _ => HttpResponse::InternalServerError().body(Unextracted::MIDDLEWARE_MISSING),
+        match self {
+            Self::Refused(r) => rejection_response(r),
+            Self::NoMiddleware => HttpResponse::InternalServerError().body(MIDDLEWARE_MISSING),
         }
     }
 }
@@ -56,7 +64,10 @@ impl FromRequest for ValidSession {
                 extensions.get::<Rejection>()
             })
             .map(Self)
-            .map_err(SessionRejection),
+            .map_err(|refused| match refused {
+                Some(rejection) => SessionRejection::Refused(Box::new(rejection)),
+                None => SessionRejection::NoMiddleware,
+            }),
         )
     }
 }

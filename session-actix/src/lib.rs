@@ -32,11 +32,15 @@
 mod extract;
 mod middleware;
 mod response;
-mod scope;
+#[cfg(feature = "selfservice")]
+mod routes;
 
 pub use extract::{SessionRejection, ValidSession};
 pub use middleware::{CheckFuture, SessionCheck, SessionCheckMiddleware};
 pub use response::{rejection_response, reply_response};
-pub use scope::{client_info, self_service};
+#[cfg(feature = "selfservice")]
+pub use routes::{client_info, routes, self_service};
+#[cfg(feature = "selfservice")]
+pub use session_selfservice;
 
 pub use session_core;

@@ -9,7 +9,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use futures_util::TryFutureExt as _;
 use futures_util::future::{Either, LocalBoxFuture, MapOk};
-use session_core::{Check, RequestHead, SessionGate, Verdict};
+use session_core::{Admission, GateCheck, GateMode, RequestHead, SessionGate};
 
 use crate::response::rejection_response;
 
@@ -28,7 +28,7 @@ pub struct SessionCheck {
 #[derive(Debug)]
 struct Config {
     gate: SessionGate,
-    optional: bool,
+    mode: GateMode,
 }
 
 impl SessionCheck {
@@ -37,19 +37,34 @@ impl SessionCheck {
         Self {
             inner: Rc::new(Config {
                 gate,
-                optional: false,
+                mode: GateMode::REQUIRED,
             }),
         }
     }
 
-    /// Lets requests without a valid session through (default: they are rejected).
-    pub fn optional(self) -> Self {
+    fn with_mode(self, f: impl FnOnce(&mut GateMode)) -> Self {
+        let mut mode = self.inner.mode;
+        f(&mut mode);
         Self {
             inner: Rc::new(Config {
                 gate: self.inner.gate.clone(),
-                optional: true,
+                mode,
             }),
         }
+    }
+
+    /// Lets requests without a valid session through (default: they are rejected). The
+    /// handler's `ValidSession` extractor still rejects them; `Option<ValidSession>` gets
+    /// `None`. A cross-site state change with the session cookie is refused all the same.
+    pub fn optional(self) -> Self {
+        self.with_mode(|m| m.optional = true)
+    }
+
+    /// Holds every state-changing request through this middleware to the cross-site rule,
+    /// with or without a session cookie: wrap a login form's resource with it (login CSRF).
+    /// Default: only requests that carry the session cookie.
+    pub fn guard_forms(self) -> Self {
+        self.with_mode(|m| m.guard_forms = true)
     }
 }
 
@@ -90,13 +105,15 @@ impl RequestHead for Head<'_> {
             "cookie" => header::COOKIE,
             "authorization" => header::AUTHORIZATION,
             "accept" => header::ACCEPT,
+            "host" => header::HOST,
+            "origin" => header::ORIGIN,
             other => header::HeaderName::from_static(other),
         };
         self.0.headers().get_all(name).map(|v| v.as_bytes())
     }
 
-    fn is_get(&self) -> bool {
-        matches!(self.0.method().as_str(), "GET" | "HEAD")
+    fn method(&self) -> &str {
+        self.0.method().as_str()
     }
 
     fn path_and_query(&self) -> &str {
@@ -107,31 +124,31 @@ impl RequestHead for Head<'_> {
     }
 }
 
-/// Carries out the check's `verdict` on `req`: on to the service with the session (or, in
-/// optional mode, the rejection) in its extensions, or the rejection's response.
-fn carry_out<B>(verdict: Verdict, req: ServiceRequest) -> Passed<B> {
-    match verdict {
-        Verdict::Admit(session) => {
+/// Carries out the gate's `admission` of `req`: on to the service with the session (or,
+/// in optional mode, the rejection) in its extensions, or the rejection's response.
+fn admit<B>(admission: Admission, req: ServiceRequest) -> Admitted<B> {
+    match admission {
+        Admission::Admit(session) => {
             req.extensions_mut().insert(session);
-            Passed::On(req)
+            Admitted::ToService(req)
         }
-        Verdict::AdmitWithout(rejection) => {
+        Admission::AdmitWithout(rejection) => {
             req.extensions_mut().insert(rejection);
-            Passed::On(req)
+            Admitted::ToService(req)
         }
-        Verdict::Refuse(rejection) => Passed::Rejected(
+        Admission::Refuse(rejection) => Admitted::Refused(
             req.into_response(rejection_response(&rejection))
                 .map_into_right_body(),
         ),
     }
 }
 
-/// What the check made of a request.
-enum Passed<B> {
+/// What the gate made of a request.
+enum Admitted<B> {
     /// On to the service.
-    On(ServiceRequest),
+    ToService(ServiceRequest),
     /// Answered with the rejection.
-    Rejected(ServiceResponse<EitherBody<B>>),
+    Refused(ServiceResponse<EitherBody<B>>),
 }
 
 type Answer<B> = Result<ServiceResponse<EitherBody<B>>, Error>;
@@ -157,30 +174,29 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let config = &self.inner;
-        let verdict = match config.gate.check(&Head(&req)) {
-            Check::Ready(answer) => config.gate.verdict(answer, config.optional, &Head(&req)),
-            Check::Load(pending) => {
+        let admission = match config.gate.check(&Head(&req), config.mode) {
+            GateCheck::Decided(admission) => admission,
+            GateCheck::NeedsLoad(pending) => {
                 let service = self.service.clone();
                 let config = config.clone();
                 return Either::Right(Box::pin(async move {
-                    let verdict = config.gate.finish_verdict(pending, config.optional).await;
-                    match carry_out(verdict, req) {
-                        Passed::On(req) => service
+                    match admit(config.gate.finish(pending).await, req) {
+                        Admitted::ToService(req) => service
                             .call(req)
                             .await
                             .map(ServiceResponse::map_into_left_body),
-                        Passed::Rejected(rejected) => Ok(rejected),
+                        Admitted::Refused(rejected) => Ok(rejected),
                     }
                 }));
             }
         };
-        match carry_out(verdict, req) {
-            Passed::On(req) => {
+        match admit(admission, req) {
+            Admitted::ToService(req) => {
                 Either::Left(Either::Left(self.service.call(req).map_ok(
                     ServiceResponse::map_into_left_body as fn(ServiceResponse<B>) -> _,
                 )))
             }
-            Passed::Rejected(rejected) => Either::Left(Either::Right(ready(Ok(rejected)))),
+            Admitted::Refused(rejected) => Either::Left(Either::Right(ready(Ok(rejected)))),
         }
     }
 }

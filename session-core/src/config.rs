@@ -347,13 +347,32 @@ impl CookieConfig {
         if name.is_empty() || !name.bytes().all(is_token) {
             return Err(ConfigError::CookieName);
         }
+        if name.starts_with("__Host-")
+            && (!self.secure || self.path != "/" || self.domain.is_some())
+        {
+            return Err(ConfigError::Invalid(
+                "cookie name: a __Host- cookie needs Secure, Path=/ and no Domain",
+            ));
+        }
         self.name = name;
         self.rebuild();
         Ok(self)
     }
 
-    /// Prefixes the name with `__Host-` (which browsers only accept with `Secure`,
-    /// `Path=/` and no `Domain`: this sets those too). Off by default.
+    /// Prefixes the name with `__Host-`, which browsers only accept with `Secure`,
+    /// `Path=/` and no `Domain`: this sets those, and a later setter that would break them
+    /// is an error. A sibling subdomain cannot then set or shadow the cookie. Off by
+    /// default (the example apps turn it on whenever the cookie is `Secure`).
+    ///
+    /// ```
+    /// use session_core::CookieConfig;
+    ///
+    /// let c = CookieConfig::new().with_host_prefix();
+    /// assert_eq!(c.name(), "__Host-session");
+    /// assert!(c.clone().with_secure(false).is_err());
+    /// assert!(c.clone().with_domain("example.com").is_err());
+    /// assert!(c.with_path("/app").is_err());
+    /// ```
     pub fn with_host_prefix(mut self) -> Self {
         if !self.name.starts_with("__Host-") {
             self.name = format!("__Host-{}", self.name);
@@ -365,26 +384,61 @@ impl CookieConfig {
         self
     }
 
+    fn host_prefixed(&self) -> bool {
+        self.name.starts_with("__Host-")
+    }
+
     /// The cookie's `Path`. Default `/`.
-    pub fn with_path(mut self, path: impl Into<String>) -> Self {
-        self.path = path.into();
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for another path than `/` with the `__Host-` prefix, or a
+    /// path that is not `/…` header text.
+    pub fn with_path(mut self, path: impl Into<String>) -> Result<Self, ConfigError> {
+        let path = path.into();
+        if !path.starts_with('/') || path.bytes().any(|b| b < 0x20 || b == b';' || b >= 0x7f) {
+            return Err(ConfigError::Invalid("cookie path: /…, without ; or controls"));
+        }
+        if self.host_prefixed() && path != "/" {
+            return Err(ConfigError::Invalid("cookie path: a __Host- cookie needs Path=/"));
+        }
+        self.path = path;
         self.rebuild();
-        self
+        Ok(self)
     }
 
     /// The cookie's `Domain`. Default none (host-only).
-    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
-        self.domain = Some(domain.into());
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] with the `__Host-` prefix (which forbids a `Domain`), or for
+    /// a domain that is not header text.
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Result<Self, ConfigError> {
+        let domain = domain.into();
+        if domain.is_empty() || domain.bytes().any(|b| b <= 0x20 || b == b';' || b >= 0x7f) {
+            return Err(ConfigError::Invalid("cookie domain: a host name"));
+        }
+        if self.host_prefixed() {
+            return Err(ConfigError::Invalid("cookie domain: a __Host- cookie has none"));
+        }
+        self.domain = Some(domain);
         self.rebuild();
-        self
+        Ok(self)
     }
 
     /// Whether the cookie carries `Secure`. Default `true`; turn off only for plain-http
     /// development on localhost.
-    pub fn with_secure(mut self, secure: bool) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for `false` with the `__Host-` prefix.
+    pub fn with_secure(mut self, secure: bool) -> Result<Self, ConfigError> {
+        if self.host_prefixed() && !secure {
+            return Err(ConfigError::Invalid("cookie secure: a __Host- cookie needs Secure"));
+        }
         self.secure = secure;
         self.rebuild();
-        self
+        Ok(self)
     }
 
     /// The `SameSite` attribute. Default `Lax`.
@@ -465,8 +519,11 @@ mod tests {
         );
         let c = CookieConfig::new()
             .with_secure(false)
+            .unwrap()
             .with_domain("example.com")
-            .with_path("/app");
+            .unwrap()
+            .with_path("/app")
+            .unwrap();
         assert_eq!(
             c.removal(),
             "session=; HttpOnly; SameSite=Lax; Path=/app; Domain=example.com; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
@@ -477,7 +534,9 @@ mod tests {
     fn host_prefix_forces_secure_root_path_and_no_domain() {
         let c = CookieConfig::new()
             .with_secure(false)
+            .unwrap()
             .with_domain("example.com")
+            .unwrap()
             .with_host_prefix();
         assert_eq!(c.name(), "__Host-session");
         assert_eq!(

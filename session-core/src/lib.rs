@@ -44,8 +44,6 @@
 mod cache;
 pub mod clock;
 pub mod config;
-#[cfg(feature = "html")]
-pub mod device;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -53,12 +51,8 @@ pub mod gate;
 mod manager;
 pub mod model;
 pub mod push;
-#[cfg(feature = "openapi")]
-pub mod openapi;
-#[cfg(feature = "html")]
-pub mod page;
 pub mod rejection;
-pub mod selfservice;
+pub mod reply;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -69,15 +63,17 @@ pub use config::{CookieConfig, SessionConfig};
 pub use error::{ConfigError, SessionError, StoreError};
 pub use events::{EventId, EventType, SessionEvent};
 pub use gate::{
-    Check, Pending, RequestHead, SessionGate, Unextracted, Verdict, extract_session, local_redirect,
+    Admission, GateCheck, GateMode, MIDDLEWARE_MISSING, PendingLoad, RequestHead, SessionGate,
+    extract_session, local_redirect,
 };
 pub use http;
 pub use manager::{ClientInfo, Denial, Issued, LoginEpoch, Session, SessionManager};
+pub use reply::codes;
 pub use model::{
     Actor, AgentId, IdpLink, Principal, RevocationReason, SessionId, SessionKind, SessionRecord,
     UserId,
 };
 pub use rejection::{Rejection, RejectionCode};
-pub use selfservice::{Reply, SelfService, SessionView};
+pub use reply::Reply;
 pub use store::{MemoryStore, RevokeScope, SessionFilter, SessionStore};
 pub use token::{KeySet, SessionToken};

@@ -266,33 +266,6 @@ impl SessionManager {
         self.inner.clock.now()
     }
 
-    /// A token against cross-site request forgery, bound to `session` (a MAC of its id
-    /// under the deployment's key: nothing to store, valid on every node, dead with the
-    /// session). Put it in a hidden field of every form that changes something.
-    #[must_use]
-    pub fn csrf_token(&self, session: &Session) -> String {
-        use base64::Engine as _;
-        let tag = self.inner.keys.tag(b"csrf", session.id().as_bytes());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag)
-    }
-
-    /// Whether `presented` is `session`'s CSRF token (constant time).
-    #[must_use]
-    pub fn verify_csrf(&self, session: &Session, presented: &str) -> bool {
-        use base64::Engine as _;
-        let mut tag = [0u8; 48];
-        if presented.len() != 43 {
-            return false;
-        }
-        match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(presented, &mut tag) {
-            Ok(32) => self
-                .inner
-                .keys
-                .verify_tag(b"csrf", session.id().as_bytes(), &tag[..32]),
-            _ => false,
-        }
-    }
-
     /// Subscribes to session events in this process: every event this node logs, with
     /// the id the store's log gave it.
     #[must_use]

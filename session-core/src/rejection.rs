@@ -8,6 +8,7 @@
 //! | no token | 401 | `Cache-Control: no-store`, `WWW-Authenticate: Bearer` | `{"error": "session_missing"}` |
 //! | HTML navigation refused | 303 to the login page with `return_to` | as above, no body | empty |
 //! | store unavailable | 503 | `Cache-Control: no-store`, `Retry-After` (never a `Set-Cookie`) | `{"error": "session_store_unavailable"}` |
+//! | state change from another site | 403 | `Cache-Control: no-store` | `{"error": "cross_site_request"}` |
 
 use http::header::{
     CACHE_CONTROL, CONTENT_TYPE, HeaderName, LOCATION, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE,
@@ -28,6 +29,8 @@ pub enum RejectionCode {
     SessionRevoked,
     /// The store could not answer (503).
     StoreUnavailable,
+    /// A state-changing request with the session cookie came from another site (403).
+    CrossSiteRequest,
 }
 
 impl RejectionCode {
@@ -38,10 +41,12 @@ impl RejectionCode {
         Self::SessionExpired,
         Self::SessionRevoked,
         Self::StoreUnavailable,
+        Self::CrossSiteRequest,
     ];
 
-    /// The status a JSON rejection with this code has: 401, or 503 for
-    /// [`RejectionCode::StoreUnavailable`]. (A refused HTML navigation is a 303 instead.)
+    /// The status a JSON rejection with this code has: 401, 503 for
+    /// [`RejectionCode::StoreUnavailable`], 403 for [`RejectionCode::CrossSiteRequest`]. (A
+    /// refused HTML navigation is a 303 instead.)
     #[must_use]
     pub const fn status(self) -> StatusCode {
         match self {
@@ -50,6 +55,7 @@ impl RejectionCode {
             | Self::SessionExpired
             | Self::SessionRevoked => StatusCode::UNAUTHORIZED,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::CrossSiteRequest => StatusCode::FORBIDDEN,
         }
     }
 
@@ -62,6 +68,7 @@ impl RejectionCode {
             Self::SessionExpired => "session_expired",
             Self::SessionRevoked => "session_revoked",
             Self::StoreUnavailable => "session_store_unavailable",
+            Self::CrossSiteRequest => "cross_site_request",
         }
     }
 
@@ -74,6 +81,7 @@ impl RejectionCode {
             Self::SessionExpired => r#"{"error":"session_expired"}"#,
             Self::SessionRevoked => r#"{"error":"session_revoked"}"#,
             Self::StoreUnavailable => r#"{"error":"session_store_unavailable"}"#,
+            Self::CrossSiteRequest => r#"{"error":"cross_site_request"}"#,
         }
     }
 }

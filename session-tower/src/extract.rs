@@ -6,7 +6,7 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
-use session_core::{Rejection, Session, Unextracted, extract_session};
+use session_core::{MIDDLEWARE_MISSING, Rejection, Session, extract_session};
 
 use crate::response::rejection_response;
 
@@ -16,19 +16,34 @@ use crate::response::rejection_response;
 #[derive(Clone, Debug)]
 pub struct ValidSession(pub Session);
 
-/// The response of a failed [`ValidSession`] extraction.
+/// Why a [`ValidSession`] extraction failed; its response is the layer's rejection (401,
+/// 303, 403 or 503), or a 500 when no [`SessionLayer`](crate::SessionLayer) ran for the
+/// route (a set-up mistake, logged once).
 #[derive(Debug)]
-pub struct SessionRejection(pub Unextracted);
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// The layer refused the session.
+    Refused(Box<Rejection>),
+    /// No session layer ran for this route.
+    NoLayer,
+}
+
+impl std::fmt::Display for SessionRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(r) => write!(f, "session refused: {}", r.code().as_str()),
+            Self::NoLayer => f.write_str(MIDDLEWARE_MISSING),
+        }
+    }
+}
+
+impl std::error::Error for SessionRejection {}
 
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
-        match self.0 {
-            Unextracted::Denied(rejection) => rejection_response::<axum::body::Body>(&rejection),
-            _ => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Unextracted::MIDDLEWARE_MISSING,
-            )
-                .into_response(),
+        match self {
+            Self::Refused(rejection) => rejection_response::<axum::body::Body>(&rejection),
+            Self::NoLayer => (StatusCode::INTERNAL_SERVER_ERROR, MIDDLEWARE_MISSING).into_response(),
         }
     }
 }
@@ -42,7 +57,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ValidSession {
             extensions.get::<Rejection>()
         })
         .map(Self)
-        .map_err(SessionRejection)
+        .map_err(|refused| match refused {
+            Some(rejection) => SessionRejection::Refused(Box::new(rejection)),
+            None => SessionRejection::NoLayer,
+        })
     }
 }
 

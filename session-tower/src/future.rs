@@ -7,14 +7,14 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use session_core::{Rejection, Verdict};
+use session_core::{Admission, Rejection};
 use tower_service::Service;
 
 use crate::response::rejection_response;
 
 /// A store load that hands back the request and the ready inner service with its verdict:
 /// one box holds all three, so the future itself stays as small as the inner one.
-pub(crate) type Load<S, B> = Pin<Box<dyn Future<Output = (Verdict, Request<B>, S)> + Send>>;
+pub(crate) type Load<S, B> = Pin<Box<dyn Future<Output = (Admission, Request<B>, S)> + Send>>;
 
 pin_project! {
     /// Response future of [`SessionService`](crate::SessionService).
@@ -54,24 +54,24 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    /// Carries out the check's `verdict` on `request`: calls `service` with the session
+    /// Carries out the gate's `admission` of `request`: calls `service` with the session
     /// (or, in optional mode, the rejection) in the request's extensions, or answers with
     /// the rejection.
-    pub(crate) fn after(verdict: Verdict, mut request: Request<B>, service: &mut S) -> Self {
-        let state = match verdict {
-            Verdict::Admit(session) => {
+    pub(crate) fn after(admission: Admission, mut request: Request<B>, service: &mut S) -> Self {
+        let state = match admission {
+            Admission::Admit(session) => {
                 request.extensions_mut().insert(session);
                 State::Inner {
                     future: service.call(request),
                 }
             }
-            Verdict::AdmitWithout(rejection) => {
+            Admission::AdmitWithout(rejection) => {
                 request.extensions_mut().insert(rejection);
                 State::Inner {
                     future: service.call(request),
                 }
             }
-            Verdict::Refuse(rejection) => State::Rejected {
+            Admission::Refuse(rejection) => State::Rejected {
                 rejection: Some(Box::new(rejection)),
             },
         };
@@ -104,8 +104,8 @@ where
                     return Poll::Ready(Ok(rejection_response(&rejection)));
                 }
                 StateProj::Loading { load } => {
-                    let (verdict, request, mut service) = ready!(load.as_mut().poll(cx));
-                    state.set(Self::after(verdict, request, &mut service).state);
+                    let (admission, request, mut service) = ready!(load.as_mut().poll(cx));
+                    state.set(Self::after(admission, request, &mut service).state);
                 }
             }
         }

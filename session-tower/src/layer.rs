@@ -1,6 +1,6 @@
 //! [`SessionLayer`].
 
-use session_core::SessionGate;
+use session_core::{GateMode, SessionGate};
 use tower_layer::Layer;
 
 use crate::service::SessionService;
@@ -44,7 +44,7 @@ use crate::service::SessionService;
 #[must_use]
 pub struct SessionLayer {
     gate: SessionGate,
-    optional: bool,
+    mode: GateMode,
 }
 
 impl SessionLayer {
@@ -52,15 +52,23 @@ impl SessionLayer {
     pub fn new(gate: SessionGate) -> Self {
         Self {
             gate,
-            optional: false,
+            mode: GateMode::REQUIRED,
         }
     }
 
     /// Lets requests without a valid session through (default: they are rejected). The
     /// handler's `ValidSession` extractor still rejects them; `Option<ValidSession>` gets
-    /// `None`.
+    /// `None`. A cross-site state change with the session cookie is refused all the same.
     pub fn optional(mut self) -> Self {
-        self.optional = true;
+        self.mode.optional = true;
+        self
+    }
+
+    /// Holds every state-changing request through this layer to the cross-site rule, with
+    /// or without a session cookie: put it on a login form's route (login CSRF). Default:
+    /// only requests that carry the session cookie.
+    pub fn guard_forms(mut self) -> Self {
+        self.mode.guard_forms = true;
         self
     }
 }
@@ -69,6 +77,6 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService::new(inner, self.gate.clone(), self.optional)
+        SessionService::new(inner, self.gate.clone(), self.mode)
     }
 }

@@ -32,7 +32,7 @@ mod extract;
 mod future;
 mod layer;
 mod response;
-#[cfg(feature = "axum")]
+#[cfg(feature = "selfservice")]
 mod router;
 mod service;
 
@@ -41,8 +41,10 @@ pub use extract::{SessionRejection, ValidSession};
 pub use future::ResponseFuture;
 pub use layer::SessionLayer;
 pub use response::{rejection_response, reply_response};
-#[cfg(feature = "axum")]
-pub use router::{client_info, self_service};
+#[cfg(feature = "selfservice")]
+pub use router::{client_info, routes, self_service};
+#[cfg(feature = "selfservice")]
+pub use session_selfservice;
 pub use service::SessionService;
 
 pub use session_core;

@@ -1,48 +1,44 @@
-//! The self-service router for axum: one line to mount the session routes.
-//!
-//! `GET /me`, `GET /agent/me`, `POST /logout`, `GET /sessions`, `DELETE /sessions/{id}`,
-//! `POST /sessions/revoke-others`, `POST /sessions/revoke-all`, `POST /agents`,
-//! `DELETE /agents/{agent_id}`, and the HTML page `GET /account/sessions` with its form
-//! actions (`POST /account/sessions/revoke`, `…/revoke-others`, `…/revoke-all`). Every
-//! route requires a session (the router carries its own [`SessionLayer`]).
+//! The axum router built from a route table: each route of a
+//! [`RouteTable`](session_selfservice::RouteTable) becomes an axum route whose handler
+//! turns the request into a [`Call`] and the table's [`Reply`] into a response.
 //!
 //! ```
-//! # use std::sync::Arc;
-//! # use session_core::{KeySet, MemoryStore, SessionConfig, SessionGate, SessionManager, SelfService};
-//! # let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default());
-//! let app: axum::Router = axum::Router::new()
-//!     .merge(session_tower::self_service(SelfService::new(SessionGate::new(manager))));
+//! use std::sync::Arc;
+//! use axum::{Router, body::Body, http::{Request, StatusCode}};
+//! use session_core::{KeySet, MemoryStore, SessionConfig, SessionGate, SessionManager};
+//! use session_selfservice::SelfService;
+//! use tower::ServiceExt as _;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default())?;
+//! let service = SelfService::new(SessionGate::new(manager)).with_prefix("/account-api");
+//! let app: Router = Router::new().merge(session_tower::routes(service.routes()));
+//! let response = app
+//!     .oneshot(Request::get("/account-api/sessions").body(Body::empty())?)
+//!     .await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(())
+//! # }
 //! ```
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, Response, header::USER_AGENT};
-use axum::routing::{delete, get, post};
-use axum::{Extension, Form, Json, Router};
-use session_core::page::{PageAction, PageForm, Provenance};
-use session_core::selfservice::AgentGrant;
-use session_core::{ClientInfo, Reply, SelfService};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request};
+use axum::http::{HeaderMap, Response, StatusCode, header::USER_AGENT};
+use axum::routing::{MethodFilter, MethodRouter};
+use axum::Router;
+use session_core::{ClientInfo, Reply};
+use session_selfservice::table::MAX_BODY;
+use session_selfservice::views::codes;
+use session_selfservice::{Call, RouteTable, SelfService};
 
-use crate::extract::ValidSession;
-use crate::layer::SessionLayer;
 use crate::response::reply_response;
-
-type Body = axum::body::Body;
 
 fn respond(reply: Reply) -> Response<Body> {
     reply_response(reply).map(Body::new)
-}
-
-async fn page_action(
-    service: &SelfService,
-    session: &session_core::Session,
-    action: PageAction,
-    headers: &HeaderMap,
-    form: &PageForm,
-) -> Response<Body> {
-    let provenance = Provenance::from_lookup(|name| headers.get(name).map(|v| v.as_bytes()));
-    respond(service.page_action(session, action, form, provenance).await)
 }
 
 /// The client details a new session records: `User-Agent` and the peer's IP (known when
@@ -55,136 +51,73 @@ pub fn client_info(headers: &HeaderMap, peer: Option<SocketAddr>) -> ClientInfo 
     )
 }
 
-/// The session routes over `service`, with its own [`SessionLayer`] (sessions required).
-/// `POST /agents` records the client's IP when the app is served with
+/// The routes of `table` as an axum router. Each route checks its own access (the
+/// session gate, or the app's check), so it needs no [`SessionLayer`](crate::SessionLayer)
+/// of yours; new sessions record the client's IP when the app is served with
 /// `into_make_service_with_connect_info::<SocketAddr>()`.
+///
+/// # Panics
+///
+/// When two routes of `table` share a method and path (a set-up mistake), naming them;
+/// check first with [`RouteTable::check_clashes`].
+pub fn routes<S>(table: RouteTable) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    if let Err(clash) = table.check_clashes([]) {
+        panic!("{clash}");
+    }
+    let table = Arc::new(table);
+    let mut router = Router::new();
+    for (path, entries) in table.by_path() {
+        let mut methods = MethodRouter::new();
+        for (index, route) in entries {
+            let Ok(filter) = MethodFilter::try_from(route.method.clone()) else {
+                panic!("axum cannot route the method {}", route.method);
+            };
+            let table = table.clone();
+            methods = methods.on(filter, move |req: Request| {
+                let table = table.clone();
+                async move { dispatch(&table, index, req).await }
+            });
+        }
+        router = router.route(path, methods);
+    }
+    router
+}
+
+/// [`routes`] of the self-service table: `/me`, `/sessions`, … and the sessions page.
 pub fn self_service<S>(service: SelfService) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let layer = SessionLayer::new(service.gate().clone());
-    let page = service.page_path().to_owned();
-    Router::new()
-        .route(
-            "/me",
-            get(
-                |State(d): State<SelfService>, ValidSession(s): ValidSession| async move {
-                    respond(d.me(&s))
-                },
-            ),
-        )
-        .route(
-            "/agent/me",
-            get(
-                |State(d): State<SelfService>, ValidSession(s): ValidSession| async move {
-                    respond(d.agent_me(&s))
-                },
-            ),
-        )
-        .route(
-            "/logout",
-            post(
-                |State(d): State<SelfService>, ValidSession(s): ValidSession| async move {
-                    respond(d.logout(&s).await)
-                },
-            ),
-        )
-        .route(
-            "/sessions",
-            get(
-                |State(d): State<SelfService>, ValidSession(s): ValidSession| async move {
-                    respond(d.list(&s).await)
-                },
-            ),
-        )
-        .route(
-            "/sessions/{id}",
-            delete(
-                |State(d): State<SelfService>,
-                 ValidSession(s): ValidSession,
-                 Path(id): Path<String>| async move { respond(d.revoke(&s, &id).await) },
-            ),
-        )
-        .route(
-            "/sessions/revoke-others",
-            post(
-                |State(d): State<SelfService>, ValidSession(s): ValidSession| async move {
-                    respond(d.revoke_others(&s).await)
-                },
-            ),
-        )
-        .route(
-            "/sessions/revoke-all",
-            post(
-                |State(d): State<SelfService>, ValidSession(s): ValidSession| async move {
-                    respond(d.revoke_all(&s).await)
-                },
-            ),
-        )
-        .route("/agents", post(grant_agent))
-        .route(
-            "/agents/{agent_id}",
-            delete(
-                |State(d): State<SelfService>,
-                 ValidSession(s): ValidSession,
-                 Path(id): Path<String>| async move {
-                    respond(d.disconnect_agent(&s, &id).await)
-                },
-            ),
-        )
-        .route(
-            &page,
-            get(
-                |State(d): State<SelfService>, ValidSession(s): ValidSession| async move {
-                    respond(d.page(&s).await)
-                },
-            ),
-        )
-        .route(
-            &format!("{page}/revoke"),
-            post(
-                |State(d): State<SelfService>,
-                 ValidSession(s): ValidSession,
-                 h: HeaderMap,
-                 Form(f): Form<PageForm>| async move {
-                    page_action(&d, &s, PageAction::Revoke, &h, &f).await
-                },
-            ),
-        )
-        .route(
-            &format!("{page}/revoke-others"),
-            post(
-                |State(d): State<SelfService>,
-                 ValidSession(s): ValidSession,
-                 h: HeaderMap,
-                 Form(f): Form<PageForm>| async move {
-                    page_action(&d, &s, PageAction::RevokeOthers, &h, &f).await
-                },
-            ),
-        )
-        .route(
-            &format!("{page}/revoke-all"),
-            post(
-                |State(d): State<SelfService>,
-                 ValidSession(s): ValidSession,
-                 h: HeaderMap,
-                 Form(f): Form<PageForm>| async move {
-                    page_action(&d, &s, PageAction::RevokeAll, &h, &f).await
-                },
-            ),
-        )
-        .layer(layer)
-        .with_state(service)
+    routes(service.routes())
 }
 
-async fn grant_agent(
-    State(service): State<SelfService>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    ValidSession(session): ValidSession,
-    Json(grant): Json<AgentGrant>,
-) -> Response<Body> {
-    let peer = connect.map(|Extension(ConnectInfo(addr))| addr);
-    let client = client_info(&headers, peer);
-    respond(service.grant_agent(&session, &grant.name, client).await)
+async fn dispatch(table: &RouteTable, index: usize, req: Request) -> Response<Body> {
+    let (mut parts, body) = req.into_parts();
+    let params = Path::<Vec<(String, String)>>::from_request_parts(&mut parts, &())
+        .await
+        .map(|Path(params)| params)
+        .unwrap_or_default();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return respond(Reply::error(StatusCode::PAYLOAD_TOO_LARGE, codes::BODY_TOO_LARGE));
+    };
+    let call = Call {
+        method: parts.method,
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
+        params,
+        headers: parts.headers,
+        body,
+        peer,
+        session: None,
+    };
+    respond(table.call(index, call).await)
 }

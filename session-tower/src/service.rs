@@ -4,7 +4,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use session_core::{Check, SessionGate};
+use session_core::{GateCheck, GateMode, SessionGate};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
@@ -14,16 +14,12 @@ use crate::future::ResponseFuture;
 pub struct SessionService<S> {
     inner: S,
     gate: SessionGate,
-    optional: bool,
+    mode: GateMode,
 }
 
 impl<S> SessionService<S> {
-    pub(crate) fn new(inner: S, gate: SessionGate, optional: bool) -> Self {
-        Self {
-            inner,
-            gate,
-            optional,
-        }
+    pub(crate) fn new(inner: S, gate: SessionGate, mode: GateMode) -> Self {
+        Self { inner, gate, mode }
     }
 }
 
@@ -49,18 +45,14 @@ where
         // store load takes the ready service along (leaving a clone in its place):
         // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
         let inner = &mut self.inner;
-        match self.gate.check(&req) {
-            Check::Ready(answer) => {
-                let verdict = self.gate.verdict(answer, self.optional, &req);
-                ResponseFuture::after(verdict, req, inner)
-            }
-            Check::Load(pending) => {
+        match self.gate.check(&req, self.mode) {
+            GateCheck::Decided(admission) => ResponseFuture::after(admission, req, inner),
+            GateCheck::NeedsLoad(pending) => {
                 let clone = inner.clone();
                 let inner = std::mem::replace(inner, clone);
                 let gate = self.gate.clone();
-                let optional = self.optional;
                 ResponseFuture::loading(Box::pin(async move {
-                    (gate.finish_verdict(pending, optional).await, req, inner)
+                    (gate.finish(pending).await, req, inner)
                 }))
             }
         }

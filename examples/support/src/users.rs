@@ -1,22 +1,43 @@
-//! The demo users `alice`, `bob` and `carol` (password `NAME-password`), and where a
-//! password reset is kept: in memory, or in the shared store's database so every instance
-//! sees it.
+//! The demo users `alice`, `bob` and `carol` (password `NAME-password`), their passwords
+//! hashed with Argon2id, and where a password reset is kept: in memory, or in the shared
+//! store's database so every instance sees it.
+//!
+//! # Security
+//!
+//! - Only Argon2id hashes (the `argon2` crate's defaults, OWASP's minimum: 19 MiB, two
+//!   passes) are kept, in memory and at rest; a plaintext password is never stored or
+//!   logged.
+//! - An unknown user name is checked against a dummy hash, so a failed login takes as long
+//!   for a user that does not exist as for one that does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Argon2, PasswordHash};
 use session_core::StoreError;
-use subtle::ConstantTimeEq;
 
-const USERS: [&str; 3] = ["alice", "bob", "carol"];
-const REDIS_KEY: &str = "demo:passwords";
-const TABLE: &str =
-    "CREATE TABLE IF NOT EXISTS demo_passwords (username TEXT PRIMARY KEY, password TEXT NOT NULL)";
+/// The demo users.
+pub const USERS: [&str; 3] = ["alice", "bob", "carol"];
+const REDIS_KEY: &str = "demo:password-hashes";
+const TABLE: &str = "CREATE TABLE IF NOT EXISTS demo_password_hashes \
+     (username TEXT PRIMARY KEY, hash TEXT NOT NULL)";
 
 /// The demo users, with passwords changed by resets kept in memory or in the store.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Users {
     backend: Backend,
+    /// The hashes of the default passwords, and the dummy hash for unknown names.
+    defaults: Arc<HashMap<&'static str, String>>,
+    dummy: Arc<String>,
+}
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Users")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone)]
@@ -42,16 +63,51 @@ fn backend_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreErro
     StoreError::backend(e)
 }
 
+/// An Argon2id PHC string of `password`, with a fresh salt.
+fn hash(password: &str) -> Result<String, StoreError> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Corrupt(format!("hashing a password: {e}")))
+}
+
+fn verify(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// Runs CPU-heavy hashing off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(backend_error)
+}
+
 impl Users {
-    /// Resets live as long as the process.
-    #[must_use]
-    pub fn in_memory() -> Self {
+    fn with(backend: Backend) -> Self {
+        let defaults = USERS
+            .iter()
+            .map(|u| (*u, hash(&format!("{u}-password")).unwrap_or_default()))
+            .collect();
+        let mut random = [0u8; 24];
+        getrandom::fill(&mut random).unwrap_or_default();
+        let dummy = hash(&format!("{random:?}")).unwrap_or_default();
         Self {
-            backend: Backend::Memory(Arc::default()),
+            backend,
+            defaults: Arc::new(defaults),
+            dummy: Arc::new(dummy),
         }
     }
 
-    /// Resets kept in Redis (`demo:passwords`), shared by every instance on it.
+    /// Resets live as long as the process.
+    #[must_use]
+    pub fn in_memory() -> Self {
+        Self::with(Backend::Memory(Arc::default()))
+    }
+
+    /// Resets kept in Redis (`demo:password-hashes`), shared by every instance on it.
     ///
     /// # Errors
     ///
@@ -61,12 +117,10 @@ impl Users {
         let conn = redis::aio::ConnectionManager::new(client)
             .await
             .map_err(|e| format!("SESSION_STORE: {e}"))?;
-        Ok(Self {
-            backend: Backend::Redis(conn),
-        })
+        Ok(Self::with(Backend::Redis(conn)))
     }
 
-    /// Resets kept in PostgreSQL (`demo_passwords`).
+    /// Resets kept in PostgreSQL (`demo_password_hashes`).
     ///
     /// # Errors
     ///
@@ -75,13 +129,11 @@ impl Users {
         sqlx::query(TABLE)
             .execute(&pool)
             .await
-            .map_err(|e| format!("demo_passwords: {e}"))?;
-        Ok(Self {
-            backend: Backend::Postgres(pool),
-        })
+            .map_err(|e| format!("demo_password_hashes: {e}"))?;
+        Ok(Self::with(Backend::Postgres(pool)))
     }
 
-    /// Resets kept in the SQLite file (`demo_passwords`).
+    /// Resets kept in the SQLite file (`demo_password_hashes`).
     ///
     /// # Errors
     ///
@@ -90,17 +142,18 @@ impl Users {
         sqlx::query(TABLE)
             .execute(&pool)
             .await
-            .map_err(|e| format!("demo_passwords: {e}"))?;
-        Ok(Self {
-            backend: Backend::Sqlite(pool),
-        })
+            .map_err(|e| format!("demo_password_hashes: {e}"))?;
+        Ok(Self::with(Backend::Sqlite(pool)))
     }
 
-    async fn password(&self, username: &str) -> Result<Option<String>, StoreError> {
-        if !USERS.contains(&username) {
-            return Ok(None);
-        }
-        let changed: Option<String> = match &self.backend {
+    /// Whether `username` is a demo user.
+    #[must_use]
+    pub fn exists(username: &str) -> bool {
+        USERS.contains(&username)
+    }
+
+    async fn stored_hash(&self, username: &str) -> Result<Option<String>, StoreError> {
+        Ok(match &self.backend {
             Backend::Memory(map) => map
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -113,79 +166,87 @@ impl Users {
                 .await
                 .map_err(backend_error)?,
             Backend::Postgres(pool) => {
-                sqlx::query_scalar("SELECT password FROM demo_passwords WHERE username = $1")
+                sqlx::query_scalar("SELECT hash FROM demo_password_hashes WHERE username = $1")
                     .bind(username)
                     .fetch_optional(pool)
                     .await
                     .map_err(backend_error)?
             }
             Backend::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT password FROM demo_passwords WHERE username = ?1")
+                sqlx::query_scalar("SELECT hash FROM demo_password_hashes WHERE username = ?1")
                     .bind(username)
                     .fetch_optional(pool)
                     .await
                     .map_err(backend_error)?
             }
-        };
-        Ok(Some(
-            changed.unwrap_or_else(|| format!("{username}-password")),
-        ))
+        })
     }
 
-    /// Whether the password is right (constant-time comparison).
+    /// Whether the password is right. An unknown user costs the same Argon2id verification
+    /// (against a dummy hash) and is never right.
     ///
     /// # Errors
     ///
     /// The store's error.
     pub async fn check(&self, username: &str, password: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .password(username)
-            .await?
-            .is_some_and(|p| bool::from(p.as_bytes().ct_eq(password.as_bytes()))))
+        let known = Self::exists(username);
+        let phc = if known {
+            match self.stored_hash(username).await? {
+                Some(phc) => phc,
+                None => self.defaults.get(username).cloned().unwrap_or_default(),
+            }
+        } else {
+            self.dummy.as_ref().clone()
+        };
+        let password = password.to_owned();
+        let matches = blocking(move || verify(&password, &phc)).await?;
+        Ok(known && matches)
     }
 
-    /// Sets a known user's password; `false` for an unknown user.
+    /// Sets a known user's password (its Argon2id hash); `false` for an unknown user.
     ///
     /// # Errors
     ///
     /// The store's error.
     pub async fn reset(&self, username: &str, new_password: &str) -> Result<bool, StoreError> {
-        if !USERS.contains(&username) {
+        if !Self::exists(username) {
             return Ok(false);
         }
+        let password = new_password.to_owned();
+        let phc = blocking(move || hash(&password)).await??;
         match &self.backend {
             Backend::Memory(map) => {
                 map.lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .insert(username.to_owned(), new_password.to_owned());
+                    .insert(username.to_owned(), phc);
             }
             Backend::Redis(conn) => {
                 let _: i64 = redis::cmd("HSET")
                     .arg(REDIS_KEY)
                     .arg(username)
-                    .arg(new_password)
+                    .arg(phc)
                     .query_async(&mut conn.clone())
                     .await
                     .map_err(backend_error)?;
             }
             Backend::Postgres(pool) => {
                 sqlx::query(
-                    "INSERT INTO demo_passwords (username, password) VALUES ($1, $2) \
-                     ON CONFLICT (username) DO UPDATE SET password = EXCLUDED.password",
+                    "INSERT INTO demo_password_hashes (username, hash) VALUES ($1, $2) \
+                     ON CONFLICT (username) DO UPDATE SET hash = EXCLUDED.hash",
                 )
                 .bind(username)
-                .bind(new_password)
+                .bind(phc)
                 .execute(pool)
                 .await
                 .map_err(backend_error)?;
             }
             Backend::Sqlite(pool) => {
                 sqlx::query(
-                    "INSERT INTO demo_passwords (username, password) VALUES (?1, ?2) \
-                     ON CONFLICT (username) DO UPDATE SET password = excluded.password",
+                    "INSERT INTO demo_password_hashes (username, hash) VALUES (?1, ?2) \
+                     ON CONFLICT (username) DO UPDATE SET hash = excluded.hash",
                 )
                 .bind(username)
-                .bind(new_password)
+                .bind(phc)
                 .execute(pool)
                 .await
                 .map_err(backend_error)?;
@@ -209,6 +270,16 @@ mod tests {
         assert!(users.check("alice", "new").await.unwrap());
         assert!(!users.check("alice", "alice-password").await.unwrap());
         assert!(!users.reset("mallory", "x").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn only_argon2id_hashes_are_kept() {
+        let users = Users::in_memory();
+        users.reset("bob", "a-new-password").await.unwrap();
+        let stored = users.stored_hash("bob").await.unwrap().unwrap();
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        assert!(!stored.contains("a-new-password"));
+        assert!(users.defaults.values().all(|h| h.starts_with("$argon2id$")));
     }
 
     #[tokio::test]

@@ -406,31 +406,6 @@ async fn purge_removes_expired_sessions() {
 }
 
 #[tokio::test]
-async fn csrf_tokens_are_bound_to_the_session() {
-    let clock = clock();
-    let m = manager_on(Arc::new(MemoryStore::new()), SessionConfig::new(), &clock);
-    let a = login(&m, "alice").await.session;
-    let b = login(&m, "alice").await.session;
-    let token = m.csrf_token(&a);
-    assert!(m.verify_csrf(&a, &token));
-    assert!(!m.verify_csrf(&b, &token), "another session's token");
-    assert!(!m.verify_csrf(&a, ""));
-    assert!(!m.verify_csrf(&a, &token[1..]));
-    let mut flipped = token.clone().into_bytes();
-    flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
-    assert!(!m.verify_csrf(&a, std::str::from_utf8(&flipped).unwrap()));
-    // Another deployment's key does not make a valid token.
-    let other = SessionManager::with_clock(
-        Arc::new(MemoryStore::new()),
-        KeySet::new([[8u8; 32]]).unwrap(),
-        SessionConfig::new(),
-        Arc::new(clock.clone()),
-    )
-    .unwrap();
-    assert_ne!(other.csrf_token(&a), token);
-}
-
-#[tokio::test]
 async fn every_store_call_has_a_deadline() {
     let clock = clock();
     let store = FaultyStore::new(MemoryStore::new());

@@ -1,21 +1,20 @@
 //! The ready-made HTML sessions page (`GET /account/sessions`) and its form actions.
 //!
 //! Plain HTML forms that work without JavaScript. Every form carries a CSRF token bound to
-//! the session ([`SessionManager::csrf_token`](crate::SessionManager::csrf_token)), checked
-//! server-side, and POSTs from another origin are refused before the token is even
-//! looked at. All text is escaped (maud): a user agent of `<script>` shows as text.
+//! the session ([`csrf`](crate::csrf)), checked server-side, and POSTs from another origin
+//! are refused by the gate before the token is even looked at. The actions run the same
+//! operations as the JSON routes. All text is escaped (maud): a user agent of `<script>`
+//! shows as text.
 
-use http::StatusCode;
 use http::header::SET_COOKIE;
+use http::{Method, StatusCode};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
+use session_core::{Reply, Session, SessionKind, SessionRecord};
 use time::OffsetDateTime;
 
 use crate::device::describe;
-use crate::gate::RequestHead;
-use crate::manager::Session;
-use crate::model::{Actor, RevocationReason, SessionKind, SessionRecord};
-use crate::selfservice::{Reply, SelfService};
-use crate::store::RevokeScope;
+use crate::selfservice::SelfService;
+use crate::table::{Access, Call, RouteTable};
 
 /// What a form on the page asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,57 +25,6 @@ pub enum PageAction {
     RevokeOthers,
     /// Sign out everywhere, agents and this session included.
     RevokeAll,
-}
-
-/// The request headers that tell where a form POST came from.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Provenance<'a> {
-    /// `Origin`.
-    pub origin: Option<&'a [u8]>,
-    /// `Host`.
-    pub host: Option<&'a [u8]>,
-    /// `Sec-Fetch-Site`.
-    pub sec_fetch_site: Option<&'a [u8]>,
-}
-
-impl<'a> Provenance<'a> {
-    /// Reads the three headers from a request.
-    pub fn of(req: &'a impl RequestHead) -> Self {
-        Self::from_lookup(|name| req.header_values(name).next())
-    }
-
-    /// Reads the three headers through `first`, which gives the first value of a header
-    /// by its lowercase name: for adapters whose handlers see headers, not the request.
-    pub fn from_lookup(first: impl Fn(&'static str) -> Option<&'a [u8]>) -> Self {
-        Self {
-            origin: first("origin"),
-            host: first("host"),
-            sec_fetch_site: first("sec-fetch-site"),
-        }
-    }
-
-    /// Whether the request comes from our own origin: `Sec-Fetch-Site` (when sent) is
-    /// `same-origin` or `none`, and `Origin` (when sent) is this host's. Requests with
-    /// neither header (old browsers, non-browser clients) pass, and are left to the CSRF
-    /// token.
-    #[must_use]
-    pub fn is_same_origin(&self) -> bool {
-        if let Some(site) = self.sec_fetch_site
-            && site != b"same-origin"
-            && site != b"none"
-        {
-            return false;
-        }
-        let Some(origin) = self.origin else {
-            return true;
-        };
-        let Some(host) = self.host else {
-            return false;
-        };
-        [&b"http://"[..], b"https://"]
-            .iter()
-            .any(|scheme| origin.strip_prefix(*scheme) == Some(host))
-    }
 }
 
 /// The fields of the page's forms.
@@ -125,8 +73,37 @@ button.danger:hover{background:#a82530}
 "#;
 
 impl SelfService {
+    /// Adds the page and its form actions to `table`.
+    pub(crate) fn page_routes(&self, table: RouteTable) -> RouteTable {
+        let page = "/account/sessions";
+        let action = |path: &str, id: &'static str, action: PageAction| {
+            self.op(Method::POST, path, Access::UserSession, id, move |d, c| async move {
+                d.page_action(&c, action).await
+            })
+            .html()
+        };
+        table
+            .route(
+                self.op(Method::GET, page, Access::UserSession, "sessions_page", |d, c| {
+                    async move { d.page(c.session()).await }
+                })
+                .html(),
+            )
+            .route(action("/account/sessions/revoke", "sessions_page_revoke", PageAction::Revoke))
+            .route(action(
+                "/account/sessions/revoke-others",
+                "sessions_page_revoke_others",
+                PageAction::RevokeOthers,
+            ))
+            .route(action(
+                "/account/sessions/revoke-all",
+                "sessions_page_revoke_all",
+                PageAction::RevokeAll,
+            ))
+    }
+
     fn csrf_field(&self, session: &Session) -> Markup {
-        html! { input type="hidden" name="csrf" value=(self.gate().manager().csrf_token(session)); }
+        html! { input type="hidden" name="csrf" value=(crate::csrf::token(self.gate().manager().keys(), session)); }
     }
 
     fn row(&self, now: OffsetDateTime, rec: &SessionRecord, session: &Session) -> Markup {
@@ -171,7 +148,7 @@ impl SelfService {
         let manager = self.gate().manager();
         let mut records = match manager.list(session.user_id()).await {
             Ok(r) => r,
-            Err(e) => return Reply::from_error(&e),
+            Err(e) => return self.error(&e),
         };
         // This device first, then newest first.
         records.sort_by_key(|r| r.id != session.id());
@@ -218,23 +195,19 @@ impl SelfService {
         Reply::html(StatusCode::OK, body.into_string())
     }
 
-    /// A form POST from the page. Refused (403, nothing changed) when it comes from
-    /// another origin or the CSRF token is missing or wrong; else the change and a 303 back
-    /// to the page (to the login page, with the cookie cleared, when this session ended).
-    pub async fn page_action(
-        &self,
-        session: &Session,
-        action: PageAction,
-        form: &PageForm,
-        provenance: Provenance<'_>,
-    ) -> Reply {
-        let manager = self.gate().manager();
+    /// A form POST from the page: refused (403, nothing changed) when the CSRF token is
+    /// missing or wrong (a cross-site post never gets here: the gate refuses it first);
+    /// else the same change as the JSON route and a 303 back to the page (to the login
+    /// page, with the cookie cleared, when this session ended).
+    pub async fn page_action(&self, call: &Call, action: PageAction) -> Reply {
+        let session = call.session();
+        let form: PageForm = call.form().unwrap_or_default();
         let token_ok = form
             .csrf
             .as_deref()
-            .is_some_and(|t| manager.verify_csrf(session, t));
-        if !provenance.is_same_origin() || !token_ok {
-            tracing::info!(session_id = %session.id(), "refused a session-page form: cross-site or bad CSRF token");
+            .is_some_and(|t| crate::csrf::verify(self.gate().manager().keys(), session, t));
+        if !token_ok {
+            tracing::info!(session_id = %session.id(), "refused a session-page form: bad CSRF token");
             let page = html! {
                 (DOCTYPE)
                 html lang="en" { head { meta charset="utf-8"; title { "Request refused" } }
@@ -244,45 +217,19 @@ impl SelfService {
             };
             return Reply::html(StatusCode::FORBIDDEN, page.into_string());
         }
-        let result = match action {
-            PageAction::Revoke => match form.session_id.as_deref().unwrap_or_default().parse() {
-                Ok(id) => manager
-                    .revoke_owned(
-                        session.user_id(),
-                        id,
-                        RevocationReason::RevokedByUser,
-                        Actor::User,
-                    )
+        let ended_this_one = match action {
+            PageAction::Revoke => {
+                self.revoke_one(session, form.session_id.as_deref().unwrap_or_default())
                     .await
-                    .map(|()| id == session.id()),
-                Err(_) => Err(crate::SessionError::NotFound(crate::SessionId::random())),
-            },
-            PageAction::RevokeOthers => manager
-                .revoke_all(
-                    session.user_id(),
-                    RevokeScope::UserSessions,
-                    Some(session.id()),
-                    RevocationReason::RevokedByUser,
-                    Actor::User,
-                )
-                .await
-                .map(|_| false),
-            PageAction::RevokeAll => manager
-                .revoke_all(
-                    session.user_id(),
-                    RevokeScope::All,
-                    None,
-                    RevocationReason::SignedOutEverywhere,
-                    Actor::User,
-                )
-                .await
-                .map(|_| true),
+            }
+            PageAction::RevokeOthers => self.revoke_other_sessions(session).await.map(|_| false),
+            PageAction::RevokeAll => self.revoke_everywhere(session).await.map(|_| true),
         };
-        match result {
-            Ok(false) => Reply::see_other(self.page_path()),
+        match ended_this_one {
+            Ok(false) => Reply::see_other(&self.page_path()),
             Ok(true) => Reply::see_other(self.login_path())
-                .with_header(SET_COOKIE, self.gate().cookie().removal().clone()),
-            Err(e) => Reply::from_error(&e),
+                .with_header(SET_COOKIE, self.gate().clear_cookie()),
+            Err(e) => self.error(&e),
         }
     }
 }

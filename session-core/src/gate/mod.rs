@@ -1,0 +1,524 @@
+//! [`SessionGate`]: the whole per-request decision, shared by every framework adapter.
+//!
+//! An adapter implements [`RequestHead`] for its request type, calls
+//! [`SessionGate::check`], and on [`GateCheck::NeedsLoad`] awaits [`SessionGate::finish`].
+//! It then carries out the [`Admission`]: hands the [`Session`] to the handler, or copies the
+//! [`Rejection`] into a response.
+//!
+//! The decision, in order: a state-changing request that carries the session cookie and
+//! comes from another site is refused (403, see [`SessionGate::is_cross_site`]); no token is
+//! `session_missing`; a malformed or forged token is `session_invalid` without any lookup;
+//! then the cache, then the store; a session presented on the wrong transport (an agent's
+//! token in the cookie, a user's as a bearer) is `session_invalid`.
+
+mod flows;
+mod head;
+mod origin;
+mod redirect;
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+pub use head::RequestHead;
+pub use redirect::local_redirect;
+
+use crate::config::CookieConfig;
+use crate::error::ConfigError;
+use crate::extract::{Presented, TokenSource, find_token};
+use crate::manager::{Denial, Session, SessionManager};
+use crate::model::SessionKind;
+use crate::rejection::{Rejection, RejectionCode};
+use crate::token::VerifiedToken;
+
+/// How a layer (or actix middleware) applies the gate to the requests it sees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GateMode {
+    /// Let requests without a valid session through, with the rejection left for the
+    /// extractors. Default: refuse them.
+    pub optional: bool,
+    /// Hold every state-changing request to the cross-site rule, with or without a
+    /// session cookie (a login form: login CSRF). Default: only cookie-carrying ones.
+    pub guard_forms: bool,
+}
+
+impl GateMode {
+    /// A session is required (the default).
+    pub const REQUIRED: Self = Self {
+        optional: false,
+        guard_forms: false,
+    };
+
+    /// The same, with [`GateMode::optional`] set.
+    #[must_use]
+    pub const fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// The same, with [`GateMode::guard_forms`] set.
+    #[must_use]
+    pub const fn guarding_forms(mut self) -> Self {
+        self.guard_forms = true;
+        self
+    }
+}
+
+/// The gate's first answer for a request.
+#[derive(Debug)]
+pub enum GateCheck {
+    /// Decided without the store (no token, a bad one, a cross-site request, or a cache
+    /// hit).
+    Decided(Admission),
+    /// The store must be asked: await [`SessionGate::finish`].
+    NeedsLoad(PendingLoad),
+}
+
+/// What becomes of a checked request.
+#[derive(Debug)]
+pub enum Admission {
+    /// On to the handler, with this session in its extensions.
+    Admit(Session),
+    /// On to the handler without a session (optional mode), with this rejection in its
+    /// extensions for the extractors.
+    AdmitWithout(Rejection),
+    /// Answered with this rejection; the handler never runs.
+    Refuse(Rejection),
+}
+
+/// A request waiting for a store load. Owns all it needs; borrows nothing.
+#[derive(Debug)]
+pub struct PendingLoad {
+    token: VerifiedToken,
+    ctx: Context,
+    optional: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Context {
+    source: TokenSource,
+    /// `Some(path)` for an HTML navigation that may be redirected to the login page.
+    navigation: Option<String>,
+}
+
+/// Reads tokens, validates them through the [`SessionManager`], and words rejections: the
+/// whole per-request decision, shared by every framework adapter.
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{
+///     Admission, GateCheck, GateMode, KeySet, MemoryStore, SessionConfig, SessionGate,
+///     SessionManager,
+/// };
+///
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default())?;
+/// let gate = SessionGate::new(manager).with_public_origin("https://app.example")?;
+///
+/// // No cookie: refused without any lookup.
+/// let req = http::Request::get("/me").body(()).unwrap();
+/// let GateCheck::Decided(Admission::Refuse(rejection)) = gate.check(&req, GateMode::REQUIRED) else {
+///     panic!("refused at once")
+/// };
+/// assert_eq!(rejection.status(), 401);
+///
+/// // A cross-site form post with a cookie: 403 before the cookie is looked at.
+/// let req = http::Request::post("/logout")
+///     .header("cookie", "session=x")
+///     .header("origin", "https://evil.example")
+///     .body(())
+///     .unwrap();
+/// let GateCheck::Decided(Admission::Refuse(rejection)) = gate.check(&req, GateMode::REQUIRED) else {
+///     panic!("refused at once")
+/// };
+/// assert_eq!(rejection.status(), 403);
+/// assert_eq!(rejection.body(), r#"{"error":"cross_site_request"}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct SessionGate {
+    inner: Arc<GateInner>,
+}
+
+#[derive(Clone, Debug)]
+struct GateInner {
+    manager: SessionManager,
+    cookie: CookieConfig,
+    accept_bearer: bool,
+    login_url: Option<String>,
+    retry_after: HeaderValue,
+    retry_after_secs: u32,
+    origins: origin::Origins,
+}
+
+impl SessionGate {
+    /// A gate for `manager` with the default cookie, bearer tokens accepted (agents), no
+    /// login redirect, `Retry-After: 1` on 503, and the request's own `Host` as the origin
+    /// state changes may come from.
+    #[must_use]
+    pub fn new(manager: SessionManager) -> Self {
+        Self {
+            inner: Arc::new(GateInner {
+                manager,
+                cookie: CookieConfig::new(),
+                accept_bearer: true,
+                login_url: None,
+                retry_after: HeaderValue::from(1u32),
+                retry_after_secs: 1,
+                origins: origin::Origins::default(),
+            }),
+        }
+    }
+
+    fn rebuild(mut self, f: impl FnOnce(&mut GateInner)) -> Self {
+        f(Arc::make_mut(&mut self.inner));
+        self
+    }
+
+    /// The session cookie's settings. Default: [`CookieConfig::new`].
+    #[must_use]
+    pub fn with_cookie(self, cookie: CookieConfig) -> Self {
+        self.rebuild(|g| g.cookie = cookie)
+    }
+
+    /// Whether `Authorization: Bearer` tokens are accepted (agents). Default `true`.
+    #[must_use]
+    pub fn with_bearer(self, accept: bool) -> Self {
+        self.rebuild(|g| g.accept_bearer = accept)
+    }
+
+    /// Sends refused HTML navigations (a `GET` whose `Accept` includes `text/html`) to
+    /// `login_url?return_to=PATH` with a 303 instead of a 401, adding `&reason=CODE` when
+    /// the session was revoked or expired, so the login page can say why; the cookie is
+    /// cleared all the same. Default: off.
+    #[must_use]
+    pub fn with_login_redirect(self, login_url: impl Into<String>) -> Self {
+        let url = login_url.into();
+        self.rebuild(|g| g.login_url = Some(url))
+    }
+
+    /// The `Retry-After` seconds on a 503. Default 1.
+    #[must_use]
+    pub fn with_retry_after(self, seconds: u32) -> Self {
+        self.rebuild(|g| {
+            g.retry_after = HeaderValue::from(seconds);
+            g.retry_after_secs = seconds;
+        })
+    }
+
+    /// The app's own origin (`https://app.example`, as browsers send it in `Origin`):
+    /// state-changing requests from any other origin are refused. Default: the request's
+    /// `Host`, whatever the scheme.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] unless it is `scheme://host[:port]`.
+    pub fn with_public_origin(self, origin: &str) -> Result<Self, ConfigError> {
+        let origin = origin::normalize(origin)
+            .ok_or(ConfigError::Invalid("public origin: scheme://host[:port]"))?;
+        Ok(self.rebuild(|g| g.origins.own = Some(origin)))
+    }
+
+    /// Another origin state-changing requests may come from (a trusted sibling app).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] unless it is `scheme://host[:port]`.
+    pub fn with_trusted_origin(self, origin: &str) -> Result<Self, ConfigError> {
+        let origin = origin::normalize(origin)
+            .ok_or(ConfigError::Invalid("trusted origin: scheme://host[:port]"))?;
+        Ok(self.rebuild(|g| g.origins.trusted.push(origin)))
+    }
+
+    /// The manager.
+    #[must_use]
+    pub fn manager(&self) -> &SessionManager {
+        &self.inner.manager
+    }
+
+    /// The cookie settings.
+    pub fn cookie(&self) -> &CookieConfig {
+        &self.inner.cookie
+    }
+
+    /// The `Retry-After` seconds on a 503.
+    #[must_use]
+    pub fn retry_after(&self) -> u32 {
+        self.inner.retry_after_secs
+    }
+
+    /// The `Set-Cookie` value delivering a new session's token.
+    #[must_use]
+    pub fn session_cookie(&self, token: &crate::SessionToken) -> HeaderValue {
+        self.inner
+            .cookie
+            .set_cookie(token, self.inner.manager.config().ttl())
+    }
+
+    /// The `Set-Cookie` value that deletes the session cookie.
+    #[must_use]
+    pub fn clear_cookie(&self) -> HeaderValue {
+        self.inner.cookie.removal().clone()
+    }
+
+    /// The answer for a failed manager operation: 503 with `Retry-After` for the store
+    /// (the cookie kept: an outage signs no one out), 404 for an unknown or someone else's
+    /// session, 409 for a login that a revoke-all overtook, 403 for a deprovisioned user,
+    /// the revoked-session rejection (cookie cleared) for an agent grant whose session
+    /// ended.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::{KeySet, MemoryStore, SessionConfig, SessionError, SessionGate, SessionManager, StoreError};
+    ///
+    /// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default())?;
+    /// let gate = SessionGate::new(manager).with_retry_after(5);
+    /// let reply = gate.error_reply(&SessionError::Store(StoreError::Timeout));
+    /// assert_eq!(reply.status, 503);
+    /// assert_eq!(reply.header("retry-after").unwrap(), "5");
+    /// assert_eq!(reply.body, r#"{"error":"session_store_unavailable"}"#);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn error_reply(&self, err: &crate::SessionError) -> crate::Reply {
+        use crate::reply::codes;
+        use crate::{Reply, SessionError};
+        use http::StatusCode;
+        match err {
+            SessionError::Store(e) => {
+                tracing::warn!(error = %e, "session store unavailable");
+                Reply::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    RejectionCode::StoreUnavailable.as_str(),
+                )
+                .with_header(http::header::RETRY_AFTER, self.inner.retry_after.clone())
+            }
+            SessionError::NotFound(_) => Reply::error(StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            SessionError::Superseded => {
+                Reply::error(StatusCode::CONFLICT, codes::LOGIN_SUPERSEDED)
+            }
+            SessionError::UserDisabled => {
+                Reply::error(StatusCode::FORBIDDEN, codes::USER_DISABLED)
+            }
+            SessionError::GrantorGone => Reply::error(
+                StatusCode::UNAUTHORIZED,
+                RejectionCode::SessionRevoked.as_str(),
+            )
+            .with_header(http::header::SET_COOKIE, self.clear_cookie()),
+        }
+    }
+
+    /// Whether a state-changing `req` comes from another site (see the `origin` rules in
+    /// the module docs); `false` for `GET` and `HEAD`.
+    pub fn is_cross_site(&self, req: &impl RequestHead) -> bool {
+        req.changes_state() && self.inner.origins.is_cross_site(req)
+    }
+
+    /// The first step for a request: the cross-site rule, then the token, then the cache.
+    /// Allocates nothing on a cache hit.
+    pub fn check(&self, req: &impl RequestHead, mode: GateMode) -> GateCheck {
+        let presented = find_token(
+            req.header_values("cookie"),
+            req.header_values("authorization"),
+            self.inner.cookie.name().as_bytes(),
+            self.inner.accept_bearer,
+        );
+        let carries_cookie = matches!(
+            presented,
+            Presented::Token(TokenSource::Cookie, _) | Presented::Malformed(TokenSource::Cookie)
+        );
+        if (carries_cookie || mode.guard_forms) && self.is_cross_site(req) {
+            return GateCheck::Decided(Admission::Refuse(self.cross_site()));
+        }
+        let (source, token) = match presented {
+            Presented::Nothing => {
+                let missing = self.reject(Denial::Missing, TokenSource::None, req);
+                return GateCheck::Decided(Self::failed(missing, mode.optional));
+            }
+            Presented::Malformed(source) => {
+                let invalid = self.reject(Denial::Invalid, source, req);
+                return GateCheck::Decided(Self::failed(invalid, mode.optional));
+            }
+            Presented::Token(source, token) => (source, token),
+        };
+        let manager = &self.inner.manager;
+        let verified = match manager.verify(token) {
+            Ok(v) => v,
+            Err(denial) => {
+                let rejection = self.reject(denial, source, req);
+                return GateCheck::Decided(Self::failed(rejection, mode.optional));
+            }
+        };
+        match manager.validate_cached(&verified) {
+            Some(answer) => {
+                let answer = answer
+                    .and_then(|s| Self::transport_fits(source, s))
+                    .map_err(|denial| self.reject(denial, source, req));
+                GateCheck::Decided(Self::admission(answer, mode.optional))
+            }
+            None => GateCheck::NeedsLoad(PendingLoad {
+                token: verified,
+                ctx: Context {
+                    source,
+                    navigation: self.navigation(req).map(str::to_owned),
+                },
+                optional: mode.optional,
+            }),
+        }
+    }
+
+    /// The second step, when [`GateCheck::NeedsLoad`] said the store must be asked.
+    pub async fn finish(&self, pending: PendingLoad) -> Admission {
+        let answer = self
+            .inner
+            .manager
+            .validate_loaded(&pending.token)
+            .await
+            .and_then(|s| Self::transport_fits(pending.ctx.source, s))
+            .map_err(|denial| self.rejection(denial, &pending.ctx));
+        Self::admission(answer, pending.optional)
+    }
+
+    /// A credential's kind follows its transport: the cookie carries only user sessions,
+    /// the bearer header only agent sessions.
+    fn transport_fits(source: TokenSource, session: Session) -> Result<Session, Denial> {
+        match (source, session.kind()) {
+            (TokenSource::Cookie, SessionKind::User) | (TokenSource::Bearer, SessionKind::Agent) => {
+                Ok(session)
+            }
+            _ => Err(Denial::Invalid),
+        }
+    }
+
+    fn admission(answer: Result<Session, Rejection>, optional: bool) -> Admission {
+        match answer {
+            Ok(session) => Admission::Admit(session),
+            Err(rejection) => Self::failed(rejection, optional),
+        }
+    }
+
+    fn failed(rejection: Rejection, optional: bool) -> Admission {
+        if optional {
+            Admission::AdmitWithout(rejection)
+        } else {
+            Admission::Refuse(rejection)
+        }
+    }
+
+    fn cross_site(&self) -> Rejection {
+        Rejection {
+            status: http::StatusCode::FORBIDDEN,
+            code: RejectionCode::CrossSiteRequest,
+            set_cookie: None,
+            www_authenticate: None,
+            location: None,
+            retry_after: None,
+        }
+    }
+
+    fn navigation<'r>(&self, req: &'r impl RequestHead) -> Option<&'r str> {
+        if self.inner.login_url.is_none() || !req.is_get() {
+            return None;
+        }
+        let html = req.header_values("accept").any(|accept| {
+            accept
+                .windows(b"text/html".len())
+                .any(|w| w.eq_ignore_ascii_case(b"text/html"))
+        });
+        html.then(|| req.path_and_query())
+    }
+
+    fn reject(&self, denial: Denial, source: TokenSource, req: &impl RequestHead) -> Rejection {
+        let navigation = self.navigation(req).map(str::to_owned);
+        self.rejection(denial, &Context { source, navigation })
+    }
+
+    fn rejection(&self, denial: Denial, ctx: &Context) -> Rejection {
+        let code = match denial {
+            Denial::Missing => RejectionCode::SessionMissing,
+            Denial::Invalid => RejectionCode::SessionInvalid,
+            Denial::Expired => RejectionCode::SessionExpired,
+            Denial::Revoked => RejectionCode::SessionRevoked,
+            Denial::Unavailable(err) => {
+                tracing::warn!(error = %err, "session store unavailable");
+                return Rejection {
+                    status: http::StatusCode::SERVICE_UNAVAILABLE,
+                    code: RejectionCode::StoreUnavailable,
+                    set_cookie: None,
+                    www_authenticate: None,
+                    location: None,
+                    retry_after: Some(self.inner.retry_after.clone()),
+                };
+            }
+        };
+        let set_cookie =
+            (ctx.source == TokenSource::Cookie).then(|| self.inner.cookie.removal().clone());
+        let location = match (&self.inner.login_url, &ctx.navigation) {
+            (Some(login), Some(path)) if ctx.source != TokenSource::Bearer => {
+                let reason = matches!(
+                    code,
+                    RejectionCode::SessionRevoked | RejectionCode::SessionExpired
+                )
+                .then(|| code.as_str());
+                HeaderValue::try_from(redirect::login_location(login, path, reason)).ok()
+            }
+            _ => None,
+        };
+        let www_authenticate = match (ctx.source, &location) {
+            (_, Some(_)) => None,
+            (TokenSource::Bearer, None) => {
+                Some(HeaderValue::from_static(r#"Bearer error="invalid_token""#))
+            }
+            (TokenSource::None, None) if self.inner.accept_bearer => {
+                Some(HeaderValue::from_static("Bearer"))
+            }
+            _ => None,
+        };
+        Rejection {
+            status: if location.is_some() {
+                http::StatusCode::SEE_OTHER
+            } else {
+                http::StatusCode::UNAUTHORIZED
+            },
+            code,
+            set_cookie,
+            www_authenticate,
+            location,
+            retry_after: None,
+        }
+    }
+}
+
+/// What a session extractor answers when no session middleware ran for its route: a
+/// set-up mistake, answered with a 500 and this text (logged once, as an error).
+pub const MIDDLEWARE_MISSING: &str = "no session middleware ran for this route: add \
+     session_tower::SessionLayer (axum: `.layer(..)` on the router or route) or \
+     session_actix::SessionCheck (actix: `.wrap(..)` on the App, scope or resource) in front \
+     of handlers that take a ValidSession";
+
+/// What a session extractor answers, from what the middleware left in the request's
+/// extensions: the session, or the rejection it put there (optional mode), or nothing
+/// (no middleware). `rejection` is looked up only when there is no session.
+///
+/// # Errors
+///
+/// `Err(Some(rejection))` when the session was refused; `Err(None)` when no session
+/// middleware ran (logged once: see [`MIDDLEWARE_MISSING`]).
+pub fn extract_session<'r>(
+    session: Option<&Session>,
+    rejection: impl FnOnce() -> Option<&'r Rejection>,
+) -> Result<Session, Option<Rejection>> {
+    if let Some(session) = session {
+        return Ok(session.clone());
+    }
+    match rejection() {
+        Some(rejection) => Err(Some(rejection.clone())),
+        None => {
+            static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::error!("{MIDDLEWARE_MISSING}");
+            }
+            Err(None)
+        }
+    }
+}
