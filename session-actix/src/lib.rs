@@ -30,16 +30,20 @@
 //! ```
 
 mod extract;
+mod flows;
 mod middleware;
 mod response;
 #[cfg(feature = "selfservice")]
 mod routes;
 
 pub use extract::{SessionRejection, ValidSession};
+pub use flows::{
+    clear_cookie, client_info, respond, session_cookie, sign_in, sign_out, sign_out_everywhere,
+};
 pub use middleware::{CheckFuture, SessionCheck, SessionCheckMiddleware};
 pub use response::{rejection_response, reply_response};
 #[cfg(feature = "selfservice")]
-pub use routes::{client_info, routes, self_service};
+pub use routes::{routes, self_service};
 #[cfg(feature = "selfservice")]
 pub use session_selfservice;
 

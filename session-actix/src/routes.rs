@@ -25,22 +25,13 @@ use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
+use session_core::Reply;
 use session_core::http::{self as http1, HeaderMap};
-use session_core::{ClientInfo, Reply};
 use session_selfservice::table::MAX_BODY;
 use session_selfservice::views::codes;
 use session_selfservice::{Call, RouteTable, SelfService};
 
 use crate::response::reply_response;
-
-/// The client details a new session records: `User-Agent` and the peer's IP.
-#[must_use]
-pub fn client_info(req: &HttpRequest) -> ClientInfo {
-    ClientInfo::from_request(
-        req.headers().get("user-agent").map(|v| v.as_bytes()),
-        req.peer_addr().map(|a| a.ip()),
-    )
-}
 
 /// The routes of `table`, to register with `App::configure` (or `Scope::configure`).
 /// Each route checks its own access (the session gate, or the app's check), so it needs no
@@ -59,7 +50,8 @@ pub fn routes(table: RouteTable) -> impl FnOnce(&mut web::ServiceConfig) {
         for (path, entries) in table.by_path() {
             let mut resource = web::resource(path);
             for (index, route) in entries {
-                let Ok(method) = actix_web::http::Method::from_bytes(route.method.as_str().as_bytes())
+                let Ok(method) =
+                    actix_web::http::Method::from_bytes(route.method.as_str().as_bytes())
                 else {
                     continue;
                 };

@@ -285,7 +285,8 @@ impl SessionConfig {
     /// The staleness bound.
     #[must_use]
     pub fn cache_ttl(&self) -> Duration {
-        self.cache_ttl.unwrap_or(Self::DEFAULT_CACHE_TTL.min(self.ttl))
+        self.cache_ttl
+            .unwrap_or(Self::DEFAULT_CACHE_TTL.min(self.ttl))
     }
 
     /// The cap on a user's live user sessions.
@@ -397,10 +398,14 @@ impl CookieConfig {
     pub fn with_path(mut self, path: impl Into<String>) -> Result<Self, ConfigError> {
         let path = path.into();
         if !path.starts_with('/') || path.bytes().any(|b| b < 0x20 || b == b';' || b >= 0x7f) {
-            return Err(ConfigError::Invalid("cookie path: /…, without ; or controls"));
+            return Err(ConfigError::Invalid(
+                "cookie path: /…, without ; or controls",
+            ));
         }
         if self.host_prefixed() && path != "/" {
-            return Err(ConfigError::Invalid("cookie path: a __Host- cookie needs Path=/"));
+            return Err(ConfigError::Invalid(
+                "cookie path: a __Host- cookie needs Path=/",
+            ));
         }
         self.path = path;
         self.rebuild();
@@ -419,7 +424,9 @@ impl CookieConfig {
             return Err(ConfigError::Invalid("cookie domain: a host name"));
         }
         if self.host_prefixed() {
-            return Err(ConfigError::Invalid("cookie domain: a __Host- cookie has none"));
+            return Err(ConfigError::Invalid(
+                "cookie domain: a __Host- cookie has none",
+            ));
         }
         self.domain = Some(domain);
         self.rebuild();
@@ -434,7 +441,9 @@ impl CookieConfig {
     /// [`ConfigError::Invalid`] for `false` with the `__Host-` prefix.
     pub fn with_secure(mut self, secure: bool) -> Result<Self, ConfigError> {
         if self.host_prefixed() && !secure {
-            return Err(ConfigError::Invalid("cookie secure: a __Host- cookie needs Secure"));
+            return Err(ConfigError::Invalid(
+                "cookie secure: a __Host- cookie needs Secure",
+            ));
         }
         self.secure = secure;
         self.rebuild();
@@ -580,16 +589,32 @@ mod tests {
                     .unwrap(),
                 "ttl",
             ),
-            (SessionConfig::new().with_cache_capacity(0), "cache_capacity"),
-            (SessionConfig::new().with_max_user_sessions(Some(0)), "max_user_sessions"),
+            (
+                SessionConfig::new().with_cache_capacity(0),
+                "cache_capacity",
+            ),
+            (
+                SessionConfig::new().with_max_user_sessions(Some(0)),
+                "max_user_sessions",
+            ),
             (SessionConfig::new().with_list_limit(0), "list_limit"),
-            (SessionConfig::new().with_event_capacity(0), "event_capacity"),
-            (SessionConfig::new().with_max_concurrent_touches(0), "max_concurrent_touches"),
+            (
+                SessionConfig::new().with_event_capacity(0),
+                "event_capacity",
+            ),
+            (
+                SessionConfig::new().with_max_concurrent_touches(0),
+                "max_concurrent_touches",
+            ),
         ] {
             let err = bad.validate().unwrap_err().to_string();
             assert!(err.contains(name), "{name}: {err}");
         }
-        assert!(SessionConfig::new().with_touch_interval(Duration::ZERO).is_err());
+        assert!(
+            SessionConfig::new()
+                .with_touch_interval(Duration::ZERO)
+                .is_err()
+        );
     }
 
     #[test]

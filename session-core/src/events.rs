@@ -30,7 +30,12 @@ pub enum EventType {
 
 impl EventType {
     /// Every type.
-    pub const ALL: [Self; 4] = [Self::Created, Self::Revoked, Self::Expired, Self::Suspicious];
+    pub const ALL: [Self; 4] = [
+        Self::Created,
+        Self::Revoked,
+        Self::Expired,
+        Self::Suspicious,
+    ];
 
     /// The wire name: `session.created`, `session.revoked`, `session.expired`,
     /// `session.suspicious`.

@@ -41,6 +41,7 @@
 //!   outage signs no one out.
 //! - No token is ever written to a log: [`SessionToken`]'s `Debug` is redacted.
 
+pub mod binding;
 mod cache;
 pub mod clock;
 pub mod config;
@@ -68,12 +69,12 @@ pub use gate::{
 };
 pub use http;
 pub use manager::{ClientInfo, Denial, Issued, LoginEpoch, Session, SessionManager};
-pub use reply::codes;
 pub use model::{
     Actor, AgentId, IdpLink, Principal, RevocationReason, SessionId, SessionKind, SessionRecord,
     UserId,
 };
 pub use rejection::{Rejection, RejectionCode};
 pub use reply::Reply;
+pub use reply::codes;
 pub use store::{MemoryStore, RevokeScope, SessionFilter, SessionStore};
 pub use token::{KeySet, SessionToken};

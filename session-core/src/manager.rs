@@ -327,7 +327,8 @@ impl SessionManager {
         principal: Principal,
         client: ClientInfo,
     ) -> Result<Issued, SessionError> {
-        self.create(principal, client, Some(epoch), None, None).await
+        self.create(principal, client, Some(epoch), None, None)
+            .await
     }
 
     /// Issues a session for a user who signed in through an identity provider, recording
@@ -343,8 +344,14 @@ impl SessionManager {
         link: IdpLink,
         client: ClientInfo,
     ) -> Result<Issued, SessionError> {
-        self.create(Principal::user(user_id), client, Some(epoch), None, Some(link))
-            .await
+        self.create(
+            Principal::user(user_id),
+            client,
+            Some(epoch),
+            None,
+            Some(link),
+        )
+        .await
     }
 
     /// Starts an agent session acting for `grantor`'s user. The store checks, in the same
@@ -488,7 +495,9 @@ impl SessionManager {
         let cached = self
             .inner
             .cache
-            .load(token, &*self.inner.store, |rec| self.keep_revoked(rec.expires_at))
+            .load(token, &*self.inner.store, |rec| {
+                self.keep_revoked(rec.expires_at)
+            })
             .await
             .map_err(Denial::Unavailable)?;
         self.judge(token, cached, self.inner.clock.unix_nanos())
@@ -590,11 +599,11 @@ impl SessionManager {
         let now = self.now();
         let idle = self.inner.config.idle_timeout();
         let mut sessions = self
-            .deadline(self.inner.store.list_active(
-                user_id,
-                now,
-                self.inner.config.list_limit,
-            ))
+            .deadline(
+                self.inner
+                    .store
+                    .list_active(user_id, now, self.inner.config.list_limit),
+            )
             .await?;
         sessions.retain(|s| s.last_active_at + idle > now);
         sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
@@ -754,7 +763,11 @@ impl SessionManager {
     /// # Errors
     ///
     /// The store's error.
-    pub async fn disable_user(&self, user_id: &UserId, actor: Actor) -> Result<usize, SessionError> {
+    pub async fn disable_user(
+        &self,
+        user_id: &UserId,
+        actor: Actor,
+    ) -> Result<usize, SessionError> {
         self.revoke_user(
             user_id,
             RevokeScope::All,
@@ -843,9 +856,11 @@ impl SessionManager {
     pub async fn purge(&self) -> Result<Purged, SessionError> {
         let retention = self.inner.config.retention;
         let purge = self.inner.store.purge(self.now(), retention);
-        Ok(tokio::time::timeout(self.inner.config.load_timeout * 30, purge)
-            .await
-            .map_err(|_| crate::StoreError::Timeout)??)
+        Ok(
+            tokio::time::timeout(self.inner.config.load_timeout * 30, purge)
+                .await
+                .map_err(|_| crate::StoreError::Timeout)??,
+        )
     }
 
     /// Runs [`SessionManager::purge`] every `every`, for as long as the task lives (abort

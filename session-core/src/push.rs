@@ -215,7 +215,10 @@ mod tests {
         for junk in ["", ".", "x.y", "{\"ids\":[]}", &"a".repeat(10_000)] {
             assert!(b.decode(junk).is_err(), "{junk:?}");
         }
-        assert!(!b.decode(&good).unwrap().resync, "the real one still applies");
+        assert!(
+            !b.decode(&good).unwrap().resync,
+            "the real one still applies"
+        );
         assert_eq!(b.decode(&good), Err(Ignored::Replayed));
     }
 

@@ -10,8 +10,7 @@ use serde::Deserialize;
 use session_core::events::{AuditQuery, EventQuery};
 use session_core::store::{IpRange, SessionFilter};
 use session_core::{
-    Actor, EventId, EventType, Reply, RevocationReason, RevokeScope, SessionGate, SessionId,
-    UserId,
+    Actor, EventId, EventType, Reply, RevocationReason, RevokeScope, SessionGate, SessionId, UserId,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -179,12 +178,18 @@ impl Admin {
     #[must_use]
     pub fn routes(&self) -> RouteTable {
         let table = RouteTable::new(self.gate.clone())
-            .route(self.op(Method::GET, "/admin/events", "admin_events", |a, c| async move {
-                a.events(&c).await
-            }))
-            .route(self.op(Method::GET, "/admin/audit", "admin_audit", |a, c| async move {
-                a.audit(&c).await
-            }))
+            .route(self.op(
+                Method::GET,
+                "/admin/events",
+                "admin_events",
+                |a, c| async move { a.events(&c).await },
+            ))
+            .route(self.op(
+                Method::GET,
+                "/admin/audit",
+                "admin_audit",
+                |a, c| async move { a.audit(&c).await },
+            ))
             .route(self.op(
                 Method::GET,
                 "/admin/users/{user_id}/sessions",
@@ -252,10 +257,7 @@ impl Admin {
         };
         match self.gate.manager().events(&query).await {
             Ok(data) => {
-                let next_cursor = data
-                    .last()
-                    .map(|e| e.id.as_str().to_owned())
-                    .or(q.after);
+                let next_cursor = data.last().map(|e| e.id.as_str().to_owned()).or(q.after);
                 Reply::json(StatusCode::OK, &EventsPage { data, next_cursor })
             }
             Err(e) => self.error(&e),
@@ -334,13 +336,13 @@ impl Admin {
         let bad = || Reply::error(StatusCode::BAD_REQUEST, codes::INVALID_BODY);
         let created_before = match body.created_before.as_deref() {
             None => None,
-            Some(t) => match time::OffsetDateTime::parse(
-                t,
-                &time::format_description::well_known::Rfc3339,
-            ) {
-                Ok(t) => Some(t),
-                Err(_) => return bad(),
-            },
+            Some(t) => {
+                match time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                {
+                    Ok(t) => Some(t),
+                    Err(_) => return bad(),
+                }
+            }
         };
         let ip = match body.ip.as_deref() {
             None => None,
@@ -362,10 +364,17 @@ impl Admin {
         match self
             .gate
             .manager()
-            .revoke_matching(&filter, RevocationReason::RiskDetected, Actor::Admin, body.dry_run)
+            .revoke_matching(
+                &filter,
+                RevocationReason::RiskDetected,
+                Actor::Admin,
+                body.dry_run,
+            )
             .await
         {
-            Ok(m) if body.dry_run => Reply::json(StatusCode::OK, &MatchedCount { matched: m.matched }),
+            Ok(m) if body.dry_run => {
+                Reply::json(StatusCode::OK, &MatchedCount { matched: m.matched })
+            }
             Ok(m) => Reply::json(
                 StatusCode::OK,
                 &Revoked {

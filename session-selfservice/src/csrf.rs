@@ -55,8 +55,8 @@ mod tests {
     #[tokio::test]
     async fn tokens_are_bound_to_the_session_and_the_key() {
         let keys = KeySet::new([[7u8; 32]]).unwrap();
-        let m = SessionManager::new(Arc::new(MemoryStore::new()), keys, SessionConfig::new())
-            .unwrap();
+        let m =
+            SessionManager::new(Arc::new(MemoryStore::new()), keys, SessionConfig::new()).unwrap();
         let a = m
             .issue(Principal::user("alice"), ClientInfo::default())
             .await
@@ -68,7 +68,11 @@ mod tests {
         assert!(!verify(m.keys(), &a, &t[1..]));
         let mut flipped = t.clone().into_bytes();
         flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
-        assert!(!verify(m.keys(), &a, std::str::from_utf8(&flipped).unwrap()));
+        assert!(!verify(
+            m.keys(),
+            &a,
+            std::str::from_utf8(&flipped).unwrap()
+        ));
         let other = KeySet::new([[8u8; 32]]).unwrap();
         assert_ne!(token(&other, &a), t);
         assert!(!verify(&other, &a, &t));

@@ -27,12 +27,12 @@ use std::borrow::Cow;
 
 use utoipa::openapi::content::Content;
 use utoipa::openapi::header::Header;
+use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{Ref, RefOr};
-use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::{Components, Info, OpenApi, Paths};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, PartialSchema, ToResponse, ToSchema};
 
 use session_core::{CookieConfig, EventType, RejectionCode, SessionKind};
@@ -187,13 +187,17 @@ impl PartialSchema for EventSchema {
             )
             .property(
                 "occurred_at",
-                string("When (RFC 3339, UTC).")
-                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                string("When (RFC 3339, UTC).").format(Some(
+                    utoipa::openapi::SchemaFormat::KnownFormat(
                         utoipa::openapi::KnownFormat::DateTime,
-                    ))),
+                    ),
+                )),
             )
             .property("session_id", string("The session (a UUID)."))
-            .property("user_id", string("Its user (for an agent, the user it acts for)."))
+            .property(
+                "user_id",
+                string("Its user (for an agent, the user it acts for)."),
+            )
             .property(
                 "session_kind",
                 string("`user` or `agent`.").enum_values(Some(["user", "agent"])),
@@ -647,15 +651,30 @@ pub(crate) const SELF_SERVICE: [(&str, fn() -> Operation); 9] = {
         ("me", <__path_me as utoipa::Path>::operation),
         ("agent_me", <__path_agent_me as utoipa::Path>::operation),
         ("logout", <__path_logout as utoipa::Path>::operation),
-        ("list_sessions", <__path_list_sessions as utoipa::Path>::operation),
-        ("revoke_session", <__path_revoke_session as utoipa::Path>::operation),
+        (
+            "list_sessions",
+            <__path_list_sessions as utoipa::Path>::operation,
+        ),
+        (
+            "revoke_session",
+            <__path_revoke_session as utoipa::Path>::operation,
+        ),
         (
             "revoke_other_sessions",
             <__path_revoke_other_sessions as utoipa::Path>::operation,
         ),
-        ("revoke_all_sessions", <__path_revoke_all_sessions as utoipa::Path>::operation),
-        ("grant_agent", <__path_grant_agent as utoipa::Path>::operation),
-        ("disconnect_agent", <__path_disconnect_agent as utoipa::Path>::operation),
+        (
+            "revoke_all_sessions",
+            <__path_revoke_all_sessions as utoipa::Path>::operation,
+        ),
+        (
+            "grant_agent",
+            <__path_grant_agent as utoipa::Path>::operation,
+        ),
+        (
+            "disconnect_agent",
+            <__path_disconnect_agent as utoipa::Path>::operation,
+        ),
     ]
 };
 
@@ -663,12 +682,30 @@ pub(crate) const SELF_SERVICE: [(&str, fn() -> Operation); 9] = {
 pub(crate) const ADMIN: [(&str, fn() -> Operation); 6] = {
     use operations::*;
     [
-        ("admin_events", <__path_admin_events as utoipa::Path>::operation),
-        ("admin_audit", <__path_admin_audit as utoipa::Path>::operation),
-        ("admin_user_sessions", <__path_admin_user_sessions as utoipa::Path>::operation),
-        ("admin_revoke_session", <__path_admin_revoke_session as utoipa::Path>::operation),
-        ("admin_revoke_all", <__path_admin_revoke_all as utoipa::Path>::operation),
-        ("admin_revoke_matching", <__path_admin_revoke_matching as utoipa::Path>::operation),
+        (
+            "admin_events",
+            <__path_admin_events as utoipa::Path>::operation,
+        ),
+        (
+            "admin_audit",
+            <__path_admin_audit as utoipa::Path>::operation,
+        ),
+        (
+            "admin_user_sessions",
+            <__path_admin_user_sessions as utoipa::Path>::operation,
+        ),
+        (
+            "admin_revoke_session",
+            <__path_admin_revoke_session as utoipa::Path>::operation,
+        ),
+        (
+            "admin_revoke_all",
+            <__path_admin_revoke_all as utoipa::Path>::operation,
+        ),
+        (
+            "admin_revoke_matching",
+            <__path_admin_revoke_matching as utoipa::Path>::operation,
+        ),
     ]
 };
 

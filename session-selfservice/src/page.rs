@@ -77,19 +77,31 @@ impl SelfService {
     pub(crate) fn page_routes(&self, table: RouteTable) -> RouteTable {
         let page = "/account/sessions";
         let action = |path: &str, id: &'static str, action: PageAction| {
-            self.op(Method::POST, path, Access::UserSession, id, move |d, c| async move {
-                d.page_action(&c, action).await
-            })
+            self.op(
+                Method::POST,
+                path,
+                Access::UserSession,
+                id,
+                move |d, c| async move { d.page_action(&c, action).await },
+            )
             .html()
         };
         table
             .route(
-                self.op(Method::GET, page, Access::UserSession, "sessions_page", |d, c| {
-                    async move { d.page(c.session()).await }
-                })
+                self.op(
+                    Method::GET,
+                    page,
+                    Access::UserSession,
+                    "sessions_page",
+                    |d, c| async move { d.page(c.session()).await },
+                )
                 .html(),
             )
-            .route(action("/account/sessions/revoke", "sessions_page_revoke", PageAction::Revoke))
+            .route(action(
+                "/account/sessions/revoke",
+                "sessions_page_revoke",
+                PageAction::Revoke,
+            ))
             .route(action(
                 "/account/sessions/revoke-others",
                 "sessions_page_revoke_others",

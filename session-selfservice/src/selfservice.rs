@@ -10,9 +10,7 @@ use session_core::{
 };
 
 use crate::table::{Access, Call, Route, RouteTable};
-use crate::views::{
-    AgentGrant, AgentGranted, AgentMeView, MeView, Revoked, SessionView, codes,
-};
+use crate::views::{AgentGrant, AgentGranted, AgentMeView, MeView, Revoked, SessionView, codes};
 
 /// The self-service routes, over a gate (for its manager and cookie).
 ///
@@ -110,18 +108,34 @@ impl SelfService {
     pub fn routes(&self) -> RouteTable {
         let s = self;
         let table = RouteTable::new(self.gate.clone())
-            .route(s.op(Method::GET, "/me", Access::Session, "me", |d, c| async move {
-                d.me(c.session())
-            }))
-            .route(s.op(Method::GET, "/agent/me", Access::Session, "agent_me", |d, c| {
-                async move { d.agent_me(c.session()) }
-            }))
-            .route(s.op(Method::POST, "/logout", Access::Session, "logout", |d, c| {
-                async move { d.logout(c.session()).await }
-            }))
-            .route(s.op(Method::GET, "/sessions", Access::UserSession, "list_sessions", |d, c| {
-                async move { d.list(c.session()).await }
-            }))
+            .route(s.op(
+                Method::GET,
+                "/me",
+                Access::Session,
+                "me",
+                |d, c| async move { d.me(c.session()) },
+            ))
+            .route(s.op(
+                Method::GET,
+                "/agent/me",
+                Access::Session,
+                "agent_me",
+                |d, c| async move { d.agent_me(c.session()) },
+            ))
+            .route(s.op(
+                Method::POST,
+                "/logout",
+                Access::Session,
+                "logout",
+                |d, c| async move { d.logout(c.session()).await },
+            ))
+            .route(s.op(
+                Method::GET,
+                "/sessions",
+                Access::UserSession,
+                "list_sessions",
+                |d, c| async move { d.list(c.session()).await },
+            ))
             .route(s.op(
                 Method::DELETE,
                 "/sessions/{id}",
@@ -143,14 +157,18 @@ impl SelfService {
                 "revoke_all_sessions",
                 |d, c| async move { d.revoke_all(c.session()).await },
             ))
-            .route(s.op(Method::POST, "/agents", Access::UserSession, "grant_agent", |d, c| {
-                async move {
+            .route(s.op(
+                Method::POST,
+                "/agents",
+                Access::UserSession,
+                "grant_agent",
+                |d, c| async move {
                     match c.json::<AgentGrant>() {
                         Ok(grant) => d.grant_agent(&c, &grant.name).await,
                         Err(reply) => reply,
                     }
-                }
-            }))
+                },
+            ))
             .route(s.op(
                 Method::DELETE,
                 "/agents/{agent_id}",
@@ -266,7 +284,10 @@ impl SelfService {
     }
 
     /// Revokes the user's other user sessions (agents stay).
-    pub(crate) async fn revoke_other_sessions(&self, session: &Session) -> Result<usize, SessionError> {
+    pub(crate) async fn revoke_other_sessions(
+        &self,
+        session: &Session,
+    ) -> Result<usize, SessionError> {
         self.gate
             .manager()
             .revoke_all(
@@ -298,9 +319,8 @@ impl SelfService {
     pub async fn revoke(&self, session: &Session, id: &str) -> Reply {
         match self.revoke_one(session, id).await {
             Ok(false) => Reply::empty(StatusCode::NO_CONTENT),
-            Ok(true) => {
-                Reply::empty(StatusCode::NO_CONTENT).with_header(SET_COOKIE, self.gate.clear_cookie())
-            }
+            Ok(true) => Reply::empty(StatusCode::NO_CONTENT)
+                .with_header(SET_COOKIE, self.gate.clear_cookie()),
             Err(e) => self.error(&e),
         }
     }
@@ -335,8 +355,9 @@ impl SelfService {
             )
             .await
         {
-            Ok(_) => Reply::see_other(&self.login_path)
-                .with_header(SET_COOKIE, self.gate.clear_cookie()),
+            Ok(_) => {
+                Reply::see_other(&self.login_path).with_header(SET_COOKIE, self.gate.clear_cookie())
+            }
             Err(e) => self.error(&e),
         }
     }

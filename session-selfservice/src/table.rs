@@ -394,7 +394,10 @@ impl RouteTable {
     pub fn by_path(&self) -> BTreeMap<&str, Vec<(usize, &Route)>> {
         let mut paths: BTreeMap<&str, Vec<(usize, &Route)>> = BTreeMap::new();
         for (i, route) in self.routes.iter().enumerate() {
-            paths.entry(route.path.as_str()).or_default().push((i, route));
+            paths
+                .entry(route.path.as_str())
+                .or_default()
+                .push((i, route));
         }
         paths
     }

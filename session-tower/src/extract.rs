@@ -43,7 +43,9 @@ impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         match self {
             Self::Refused(rejection) => rejection_response::<axum::body::Body>(&rejection),
-            Self::NoLayer => (StatusCode::INTERNAL_SERVER_ERROR, MIDDLEWARE_MISSING).into_response(),
+            Self::NoLayer => {
+                (StatusCode::INTERNAL_SERVER_ERROR, MIDDLEWARE_MISSING).into_response()
+            }
         }
     }
 }

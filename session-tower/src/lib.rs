@@ -29,6 +29,8 @@
 
 #[cfg(feature = "axum")]
 mod extract;
+#[cfg(feature = "axum")]
+mod flows;
 mod future;
 mod layer;
 mod response;
@@ -38,13 +40,15 @@ mod service;
 
 #[cfg(feature = "axum")]
 pub use extract::{SessionRejection, ValidSession};
+#[cfg(feature = "axum")]
+pub use flows::{clear_cookie, client_info, respond, sign_in, sign_out, sign_out_everywhere};
 pub use future::ResponseFuture;
 pub use layer::SessionLayer;
 pub use response::{rejection_response, reply_response};
 #[cfg(feature = "selfservice")]
-pub use router::{client_info, routes, self_service};
+pub use router::{routes, self_service};
+pub use service::SessionService;
 #[cfg(feature = "selfservice")]
 pub use session_selfservice;
-pub use service::SessionService;
 
 pub use session_core;

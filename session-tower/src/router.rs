@@ -25,12 +25,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request};
-use axum::http::{HeaderMap, Response, StatusCode, header::USER_AGENT};
+use axum::http::{Response, StatusCode};
 use axum::routing::{MethodFilter, MethodRouter};
-use axum::Router;
-use session_core::{ClientInfo, Reply};
+use session_core::Reply;
 use session_selfservice::table::MAX_BODY;
 use session_selfservice::views::codes;
 use session_selfservice::{Call, RouteTable, SelfService};
@@ -39,16 +39,6 @@ use crate::response::reply_response;
 
 fn respond(reply: Reply) -> Response<Body> {
     reply_response(reply).map(Body::new)
-}
-
-/// The client details a new session records: `User-Agent` and the peer's IP (known when
-/// the app is served with `into_make_service_with_connect_info::<SocketAddr>()`).
-#[must_use]
-pub fn client_info(headers: &HeaderMap, peer: Option<SocketAddr>) -> ClientInfo {
-    ClientInfo::from_request(
-        headers.get(USER_AGENT).map(|v| v.as_bytes()),
-        peer.map(|addr| addr.ip()),
-    )
 }
 
 /// The routes of `table` as an axum router. Each route checks its own access (the
@@ -105,7 +95,10 @@ async fn dispatch(table: &RouteTable, index: usize, req: Request) -> Response<Bo
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return respond(Reply::error(StatusCode::PAYLOAD_TOO_LARGE, codes::BODY_TOO_LARGE));
+        return respond(Reply::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::BODY_TOO_LARGE,
+        ));
     };
     let call = Call {
         method: parts.method,

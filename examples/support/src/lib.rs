@@ -276,7 +276,9 @@ impl Demo {
                                 tracing::info!(user = %user, revoked = n, "password-reset revocation done");
                                 return;
                             }
-                            Err(e) => tracing::warn!(user = %user, error = %e, "password-reset revocation failed again"),
+                            Err(e) => {
+                                tracing::warn!(user = %user, error = %e, "password-reset revocation failed again")
+                            }
                         }
                         wait = (wait * 2).min(Duration::from_secs(30));
                     }
@@ -306,9 +308,7 @@ impl Demo {
                 }
             },
         );
-        let mut table = SelfService::new(self.gate.clone())
-            .routes()
-            .route(reset);
+        let mut table = SelfService::new(self.gate.clone()).routes().route(reset);
         if let Some(token) = self.settings.admin_token.clone() {
             let admin = Admin::new(self.gate.clone(), move |headers| token.matches(headers));
             table = table.merge(admin.routes());

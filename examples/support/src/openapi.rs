@@ -8,8 +8,8 @@ use std::sync::Arc;
 use session_selfservice::RouteTable;
 use session_selfservice::openapi::ServiceUnavailable;
 use session_selfservice::views::Revoked;
-use utoipa::openapi::path::Operation;
 use utoipa::openapi::Info;
+use utoipa::openapi::path::Operation;
 
 use crate::PasswordResetForm;
 

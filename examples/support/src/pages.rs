@@ -138,11 +138,11 @@ mod tests {
 
     #[test]
     fn reasons_are_said_in_words() {
-        let page = login_form("/", Notice::from_reason(Some("session_revoked")), false)
-            .into_string();
+        let page =
+            login_form("/", Notice::from_reason(Some("session_revoked")), false).into_string();
         assert!(page.contains("ended from another device"));
-        let page = login_form("/", Notice::from_reason(Some("session_expired")), false)
-            .into_string();
+        let page =
+            login_form("/", Notice::from_reason(Some("session_expired")), false).into_string();
         assert!(page.contains("Your session expired"));
         let page = login_form("/", Notice::from_reason(Some("<b>")), false).into_string();
         assert!(!page.contains("role=\"alert\""));

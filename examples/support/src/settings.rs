@@ -176,9 +176,8 @@ impl Settings {
         let token = |name: &str| {
             var(name)
                 .map(|t| {
-                    BearerToken::new(&t).map_err(|_| {
-                        format!("{name}: at least 32 bytes (it is {} bytes)", t.len())
-                    })
+                    BearerToken::new(&t)
+                        .map_err(|_| format!("{name}: at least 32 bytes (it is {} bytes)", t.len()))
                 })
                 .transpose()
         };
@@ -333,7 +332,10 @@ mod tests {
             (&[("PORT", "x")], "PORT"),
             (&[("BIND", "localhost:1")], "BIND"),
             (&[("SESSION_TTL_SECS", "-5")], "SESSION_TTL_SECS"),
-            (&[("SESSION_TTL_SECS", "99999999999999999999")], "SESSION_TTL_SECS"),
+            (
+                &[("SESSION_TTL_SECS", "99999999999999999999")],
+                "SESSION_TTL_SECS",
+            ),
             (
                 &[("SESSION_CACHE_SECS", "900"), ("SESSION_TTL_SECS", "60")],
                 "SESSION_CACHE_SECS",
@@ -362,9 +364,16 @@ mod tests {
         assert!(s.random_keys);
         assert_eq!(s.cookie.name(), "__Host-session");
         assert_eq!(s.config.cache_ttl(), Duration::from_secs(30));
-        let short = parse(&[("SESSION_TTL_SECS", "10"), ("SESSION_COOKIE_SECURE", "false")])
-            .unwrap();
-        assert_eq!(short.config.cache_ttl(), Duration::from_secs(10), "capped at the lifetime");
+        let short = parse(&[
+            ("SESSION_TTL_SECS", "10"),
+            ("SESSION_COOKIE_SECURE", "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            short.config.cache_ttl(),
+            Duration::from_secs(10),
+            "capped at the lifetime"
+        );
         assert_eq!(short.cookie.name(), "session");
     }
 

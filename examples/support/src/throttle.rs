@@ -158,7 +158,10 @@ mod tests {
             t.failed(&format!("user{i}"), ip);
         }
         assert!(t.retry_after("someone-new", ip).is_some());
-        assert!(t.retry_after("someone-new", Some(IpAddr::from([192, 0, 2, 3]))).is_none());
+        assert!(
+            t.retry_after("someone-new", Some(IpAddr::from([192, 0, 2, 3])))
+                .is_none()
+        );
     }
 
     #[test]

@@ -81,7 +81,9 @@ fn verify(password: &str, phc: &str) -> bool {
 }
 
 /// Runs CPU-heavy hashing off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f).await.map_err(backend_error)
 }
 
@@ -277,7 +279,10 @@ mod tests {
         let users = Users::in_memory();
         users.reset("bob", "a-new-password").await.unwrap();
         let stored = users.stored_hash("bob").await.unwrap().unwrap();
-        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
         assert!(!stored.contains("a-new-password"));
         assert!(users.defaults.values().all(|h| h.starts_with("$argon2id$")));
     }

@@ -294,12 +294,8 @@ impl SessionGate {
                 .with_header(http::header::RETRY_AFTER, self.inner.retry_after.clone())
             }
             SessionError::NotFound(_) => Reply::error(StatusCode::NOT_FOUND, codes::NOT_FOUND),
-            SessionError::Superseded => {
-                Reply::error(StatusCode::CONFLICT, codes::LOGIN_SUPERSEDED)
-            }
-            SessionError::UserDisabled => {
-                Reply::error(StatusCode::FORBIDDEN, codes::USER_DISABLED)
-            }
+            SessionError::Superseded => Reply::error(StatusCode::CONFLICT, codes::LOGIN_SUPERSEDED),
+            SessionError::UserDisabled => Reply::error(StatusCode::FORBIDDEN, codes::USER_DISABLED),
             SessionError::GrantorGone => Reply::error(
                 StatusCode::UNAUTHORIZED,
                 RejectionCode::SessionRevoked.as_str(),
@@ -383,9 +379,8 @@ impl SessionGate {
     /// the bearer header only agent sessions.
     fn transport_fits(source: TokenSource, session: Session) -> Result<Session, Denial> {
         match (source, session.kind()) {
-            (TokenSource::Cookie, SessionKind::User) | (TokenSource::Bearer, SessionKind::Agent) => {
-                Ok(session)
-            }
+            (TokenSource::Cookie, SessionKind::User)
+            | (TokenSource::Bearer, SessionKind::Agent) => Ok(session),
             _ => Err(Denial::Invalid),
         }
     }
@@ -514,7 +509,8 @@ pub fn extract_session<'r>(
     match rejection() {
         Some(rejection) => Err(Some(rejection.clone())),
         None => {
-            static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            static LOGGED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
             if !LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 tracing::error!("{MIDDLEWARE_MISSING}");
             }

@@ -25,7 +25,9 @@ pub(crate) fn normalize(origin: &str) -> Option<String> {
     let origin = origin.trim().trim_end_matches('/');
     let (scheme, authority) = origin.split_once("://")?;
     let valid = !scheme.is_empty()
-        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
         && !authority.is_empty()
         && !authority.contains(['/', '?', '#', '@', ' ']);
     valid.then(|| origin.to_ascii_lowercase())
@@ -37,11 +39,7 @@ impl Origins {
             return false;
         };
         let origin = origin.trim();
-        if self
-            .trusted
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(origin))
-        {
+        if self.trusted.iter().any(|t| t.eq_ignore_ascii_case(origin)) {
             return true;
         }
         match &self.own {
@@ -96,7 +94,11 @@ mod tests {
             (&[host, ("sec-fetch-site", "cross-site")], true, true),
             (&[host, ("sec-fetch-site", "same-site")], true, true),
             (
-                &[host, ("sec-fetch-site", "same-site"), ("origin", "https://admin.example")],
+                &[
+                    host,
+                    ("sec-fetch-site", "same-site"),
+                    ("origin", "https://admin.example"),
+                ],
                 true,
                 false,
             ),

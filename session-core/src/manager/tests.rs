@@ -5,10 +5,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::*;
+use crate::EventType;
 use crate::clock::ManualClock;
 use crate::store::MemoryStore;
 use crate::testing::FaultyStore;
-use crate::EventType;
 
 fn keys() -> KeySet {
     KeySet::new([[7u8; 32]]).unwrap()
@@ -221,7 +221,8 @@ async fn resync_racing_a_load_leaves_no_stale_valid_entry() {
     a.revoke(s.session.id(), RevocationReason::SignedOut, Actor::User)
         .await
         .unwrap();
-    b.apply_push(&crate::store::PushMessage::Reconnected).unwrap();
+    b.apply_push(&crate::store::PushMessage::Reconnected)
+        .unwrap();
     store.set_hold_loads(false);
     store.release.notify_one();
     let _ = racing.await.unwrap();

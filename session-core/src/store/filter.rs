@@ -38,7 +38,9 @@ fn bits(ip: IpAddr) -> u128 {
 /// an IP address.
 #[must_use]
 pub fn ip_key(ip: &str) -> Option<String> {
-    ip.parse::<IpAddr>().ok().map(|ip| format!("{:032x}", bits(ip)))
+    ip.parse::<IpAddr>()
+        .ok()
+        .map(|ip| format!("{:032x}", bits(ip)))
 }
 
 impl IpRange {
@@ -91,7 +93,11 @@ impl FromStr for IpRange {
             return Err(BadNetwork);
         }
         let len = len + (128 - max);
-        let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+        let mask = if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - len)
+        };
         let lo = bits(ip) & mask;
         Ok(Self { lo, hi: lo | !mask })
     }

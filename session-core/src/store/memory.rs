@@ -288,9 +288,10 @@ impl SessionStore for MemoryStore {
             .copied()
             .filter(|id| Some(*id) != req.except)
             .filter(|id| {
-                inner.sessions.get(id).is_some_and(|rec| {
-                    inner.active(rec, req.change.at) && req.scope.covers(rec)
-                })
+                inner
+                    .sessions
+                    .get(id)
+                    .is_some_and(|rec| inner.active(rec, req.change.at) && req.scope.covers(rec))
             })
             .collect();
         ids.sort();
@@ -381,12 +382,9 @@ impl SessionStore for MemoryStore {
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<SessionEvent>, StoreError> {
         let inner = self.lock();
-        let end = query
-            .before
-            .as_ref()
-            .map_or(inner.events.len(), |before| {
-                inner.events.partition_point(|e| &e.id < before)
-            });
+        let end = query.before.as_ref().map_or(inner.events.len(), |before| {
+            inner.events.partition_point(|e| &e.id < before)
+        });
         Ok(inner
             .events
             .range(..end)
@@ -397,11 +395,7 @@ impl SessionStore for MemoryStore {
             .collect())
     }
 
-    async fn purge(
-        &self,
-        now: OffsetDateTime,
-        retention: Retention,
-    ) -> Result<Purged, StoreError> {
+    async fn purge(&self, now: OffsetDateTime, retention: Retention) -> Result<Purged, StoreError> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let cutoff = now - retention.sessions;
@@ -443,12 +437,7 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let now = std::time::Instant::now();
         let free = inner
@@ -512,13 +501,18 @@ mod conformance {
     #[test]
     fn debug_shows_no_client_details() {
         let store = MemoryStore::new();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(crate::testing::suite::user_session(
             &store,
             &crate::testing::suite::fresh_user("debug"),
         ));
         let debug = format!("{store:?}");
-        assert!(!debug.contains("203.0.113.7") && !debug.contains("Mozilla"), "{debug}");
+        assert!(
+            !debug.contains("203.0.113.7") && !debug.contains("Mozilla"),
+            "{debug}"
+        );
         assert!(store.dump().contains("203.0.113.7"));
     }
 
@@ -538,7 +532,11 @@ mod conformance {
             .unwrap();
         assert_eq!(
             all.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
-            ["00000000000000000003", "00000000000000000004", "00000000000000000005"]
+            [
+                "00000000000000000003",
+                "00000000000000000004",
+                "00000000000000000005"
+            ]
         );
     }
 }

@@ -320,8 +320,7 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// Deletes session records ended (revoked or expired) more than `retention.sessions`
     /// before `now`, events older than `retention.events`, and used markers past their time.
-    async fn purge(&self, now: OffsetDateTime, retention: Retention)
-    -> Result<Purged, StoreError>;
+    async fn purge(&self, now: OffsetDateTime, retention: Retention) -> Result<Purged, StoreError>;
 
     /// Records that `key` was used, until `until`; true the first time, false while the
     /// mark lives (replay protection for logout tokens and security event tokens).
@@ -329,8 +328,7 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// Takes or renews the lease `name` for `holder` for `ttl`: true when `holder` holds it
     /// now (it was free, expired, or already `holder`'s).
-    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration)
-    -> Result<bool, StoreError>;
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
 
     /// Gives the lease up, if `holder` holds it.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;

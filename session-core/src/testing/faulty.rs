@@ -220,11 +220,7 @@ impl<S: SessionStore> SessionStore for FaultyStore<S> {
         self.inner.audit(query).await
     }
 
-    async fn purge(
-        &self,
-        now: OffsetDateTime,
-        retention: Retention,
-    ) -> Result<Purged, StoreError> {
+    async fn purge(&self, now: OffsetDateTime, retention: Retention) -> Result<Purged, StoreError> {
         self.other().await?;
         self.inner.purge(now, retention).await
     }
@@ -234,12 +230,7 @@ impl<S: SessionStore> SessionStore for FaultyStore<S> {
         self.inner.first_use(key, until).await
     }
 
-    async fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
         self.other().await?;
         self.inner.try_lease(name, holder, ttl).await
     }

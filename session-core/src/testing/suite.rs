@@ -278,7 +278,10 @@ pub async fn list_active(store: Arc<dyn SessionStore>) {
     create(&*store, &expired).await;
     let revoked = user_session_at(&*store, &user, now).await;
     store
-        .revoke(revoked.id, change(&RevocationReason::SignedOut, Actor::User))
+        .revoke(
+            revoked.id,
+            change(&RevocationReason::SignedOut, Actor::User),
+        )
         .await
         .unwrap();
     user_session_at(&*store, &other, now).await;
@@ -350,8 +353,21 @@ pub async fn revoke_all(store: Arc<dyn SessionStore>) {
         let rec = store.load(r.id).await.unwrap().unwrap();
         assert_eq!(rec.revocation_reason, Some(RevocationReason::PasswordReset));
     }
-    assert!(store.list_active(&user, now_ms(), 100).await.unwrap().is_empty());
-    assert!(!store.load(bystander.id).await.unwrap().unwrap().is_revoked());
+    assert!(
+        store
+            .list_active(&user, now_ms(), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .load(bystander.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_revoked()
+    );
     let log = audit(&*store, &user).await;
     let revocations: HashSet<_> = log
         .iter()
@@ -458,7 +474,14 @@ pub async fn revoke_idp_sessions(store: Arc<dyn SessionStore>) {
         subject: None,
         sid: Some("sid-2".into()),
     };
-    let none = revoke_many(&*store, &user, other_issuer, None, RevocationReason::IdpLogout).await;
+    let none = revoke_many(
+        &*store,
+        &user,
+        other_issuer,
+        None,
+        RevocationReason::IdpLogout,
+    )
+    .await;
     assert!(none.is_empty());
     let by_sid = revoke_many(
         &*store,
@@ -520,7 +543,12 @@ pub async fn epoch_beats_racing_login(store: Arc<dyn SessionStore>) {
     .await;
     assert_eq!(store.user_state(&user).await.unwrap().epoch, after);
     // Nothing was logged for the refused login.
-    assert!(audit(&*store, &user).await.iter().all(|e| e.session_id != late.id));
+    assert!(
+        audit(&*store, &user)
+            .await
+            .iter()
+            .all(|e| e.session_id != late.id)
+    );
 }
 
 /// An agent grant needs a grantor that is the same user's, alive, and issued at the
@@ -528,11 +556,7 @@ pub async fn epoch_beats_racing_login(store: Arc<dyn SessionStore>) {
 pub async fn grant_needs_a_live_grantor(store: Arc<dyn SessionStore>) {
     let user = fresh_user("grant");
     let grant = |grantor: SessionId| {
-        let (rec, _) = record(
-            Principal::agent(user.clone(), "bot", "Bot"),
-            now_ms(),
-            DAY,
-        );
+        let (rec, _) = record(Principal::agent(user.clone(), "bot", "Bot"), now_ms(), DAY);
         (rec, grantor)
     };
     async fn try_grant(
@@ -554,11 +578,17 @@ pub async fn grant_needs_a_live_grantor(store: Arc<dyn SessionStore>) {
         try_grant(&*store, &ok, by).await,
         Created::Created { .. }
     ));
-    assert_eq!(store.load(ok.id).await.unwrap().unwrap().principal, ok.principal);
+    assert_eq!(
+        store.load(ok.id).await.unwrap().unwrap().principal,
+        ok.principal
+    );
 
     let revoked = user_session(&*store, &user).await;
     store
-        .revoke(revoked.id, change(&RevocationReason::SignedOut, Actor::User))
+        .revoke(
+            revoked.id,
+            change(&RevocationReason::SignedOut, Actor::User),
+        )
         .await
         .unwrap();
     let stranger = user_session(&*store, &fresh_user("grant-other")).await;
@@ -748,15 +778,16 @@ pub async fn revoke_matching(store: Arc<dyn SessionStore>) {
         assert!(!store.load(rec.id).await.unwrap().unwrap().is_revoked());
     }
     let empty = store
-        .revoke_matching(&SessionFilter::default(), change(&reason, Actor::Admin), false)
+        .revoke_matching(
+            &SessionFilter::default(),
+            change(&reason, Actor::Admin),
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(empty, Matched::default());
     let ch = change(&reason, Actor::Admin);
-    let done = store
-        .revoke_matching(&cases[1].0, ch, false)
-        .await
-        .unwrap();
+    let done = store.revoke_matching(&cases[1].0, ch, false).await.unwrap();
     assert_eq!(done.matched, 2);
     assert_eq!(ids(&done.revoked), ids(&[recs[0].clone(), recs[2].clone()]));
     let log = audit(&*store, &u1).await;
@@ -777,7 +808,11 @@ pub async fn expiry_is_reported_once(store: Arc<dyn SessionStore>) {
     let user = fresh_user("expired");
     let rec = user_session(&*store, &user).await;
     let at = now_ms();
-    let first = store.report_expired(rec.id, at).await.unwrap().expect("first");
+    let first = store
+        .report_expired(rec.id, at)
+        .await
+        .unwrap()
+        .expect("first");
     assert_eq!(first.event_type, EventType::Expired);
     assert_eq!(first.actor, Actor::System);
     assert_eq!(first.session_id, rec.id);
@@ -1020,9 +1055,17 @@ pub async fn first_use_marks(store: Arc<dyn SessionStore>) {
     assert!(store.first_use(&key, until).await.unwrap());
     assert!(!store.first_use(&key, until).await.unwrap());
     let short = format!("jti:{}", uuid::Uuid::new_v4());
-    assert!(store.first_use(&short, now_ms() + Duration::from_millis(300)).await.unwrap());
+    assert!(
+        store
+            .first_use(&short, now_ms() + Duration::from_millis(300))
+            .await
+            .unwrap()
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(store.first_use(&short, until).await.unwrap(), "mark expired");
+    assert!(
+        store.first_use(&short, until).await.unwrap(),
+        "mark expired"
+    );
 }
 
 /// A lease has one holder at a time; it can be renewed, released, and taken over once
@@ -1034,7 +1077,10 @@ pub async fn leases(store: Arc<dyn SessionStore>) {
     assert!(!store.try_lease(&name, "b", ttl).await.unwrap());
     assert!(store.try_lease(&name, "a", ttl).await.unwrap(), "renewed");
     store.release_lease(&name, "b").await.unwrap();
-    assert!(!store.try_lease(&name, "b", ttl).await.unwrap(), "not b's to release");
+    assert!(
+        !store.try_lease(&name, "b", ttl).await.unwrap(),
+        "not b's to release"
+    );
     store.release_lease(&name, "a").await.unwrap();
     assert!(store.try_lease(&name, "b", ttl).await.unwrap());
     tokio::time::sleep(Duration::from_millis(1500)).await;
