@@ -97,8 +97,9 @@ impl SqliteStore {
     }
 
     /// A store on a pool the application configured itself. Does not migrate: call
-    /// [`migrate`](Self::migrate) before use. The pool's connections must be in WAL mode
-    /// (the event log's readers rely on it) and should have a non-zero busy timeout.
+    /// [`migrate`](Self::migrate) before use. The pool's connections should be in WAL
+    /// mode (readers then never wait for the writer, nor it for them) and have a non-zero
+    /// busy timeout (writers wait for the lock instead of failing at once).
     #[must_use]
     pub fn from_pool(pool: SqlitePool) -> Self {
         Self { pool }

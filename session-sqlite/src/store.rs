@@ -41,6 +41,32 @@ async fn rollback(tx: Transaction<'static, Sqlite>) -> Result<(), StoreError> {
     tx.rollback().await.map_err(store_error)
 }
 
+/// Rows a purge deletes per transaction: a few milliseconds of the write lock.
+const PURGE_BATCH: i64 = 2_000;
+
+/// Runs `delete` (a `DELETE … IN (SELECT … WHERE … <= ?1 LIMIT ?2)`) until a batch
+/// deletes less than a whole one; returns how many rows went.
+async fn purge_in_batches(
+    pool: &SqlitePool,
+    delete: &'static str,
+    cutoff: i64,
+) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(delete)
+            .bind(cutoff)
+            .bind(PURGE_BATCH)
+            .execute(pool)
+            .await
+            .map_err(store_error)?
+            .rows_affected();
+        total += done;
+        if done < PURGE_BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}
+
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -492,34 +518,37 @@ impl SessionStore for SqliteStore {
         let sessions_cutoff = nanos_moved(now, retention.sessions, false);
         let events_cutoff = nanos_moved(now, retention.events, false);
         let now = nanos_clamped(now);
-        let mut tx = write(&self.pool).await?;
-        // The expression of the `sessions_ended_at` index, written the same way.
-        let sessions = sqlx::query(
-            "DELETE FROM sessions WHERE min(coalesce(revoked_at, expires_at), expires_at) <= ?1",
+        // Deleting old rows needs no atomicity, and a year of events in one transaction
+        // would hold the write lock (every login, every revocation) for seconds: batches,
+        // each its own transaction.
+        let sessions = purge_in_batches(
+            &self.pool,
+            // The expression of the `sessions_ended_at` index, written the same way.
+            "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions \
+             WHERE min(coalesce(revoked_at, expires_at), expires_at) <= ?1 LIMIT ?2)",
+            sessions_cutoff,
         )
-        .bind(sessions_cutoff)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected();
-        let events = sqlx::query("DELETE FROM events WHERE occurred_at <= ?1")
-            .bind(events_cutoff)
-            .execute(&mut *tx)
+        .await?;
+        let events = purge_in_batches(
+            &self.pool,
+            "DELETE FROM events WHERE id IN \
+             (SELECT id FROM events WHERE occurred_at <= ?1 LIMIT ?2)",
+            events_cutoff,
+        )
+        .await?;
+        purge_in_batches(
+            &self.pool,
+            "DELETE FROM first_use WHERE key IN \
+             (SELECT key FROM first_use WHERE until <= ?1 LIMIT ?2)",
+            now,
+        )
+        .await?;
+        // An expired lease is a free one: its row can go (there are a handful).
+        sqlx::query("DELETE FROM leases WHERE until <= ?1")
+            .bind(now)
+            .execute(&self.pool)
             .await
-            .map_err(store_error)?
-            .rows_affected();
-        for sql in [
-            "DELETE FROM first_use WHERE until <= ?1",
-            // An expired lease is a free one: its row can go.
-            "DELETE FROM leases WHERE until <= ?1",
-        ] {
-            sqlx::query(sql)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-        }
-        commit(tx).await?;
+            .map_err(store_error)?;
         Ok(Purged { sessions, events })
     }
 

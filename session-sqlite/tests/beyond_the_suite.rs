@@ -165,6 +165,18 @@ async fn the_purge_deletes_old_events_used_marks_and_expired_leases() {
         .await
         .unwrap();
     assert_eq!((purged.sessions, purged.events), (0, 2));
+    // More than one batch (the purge deletes a few thousand rows per transaction).
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4500) \
+         INSERT INTO events (type, occurred_at, session_id, user_id, session_kind, actor) \
+         SELECT 'session.suspicious', i, ?1, 'someone', 'user', 'system' FROM n",
+    )
+    .bind(rec.id.to_string())
+    .execute(temp.store.pool())
+    .await
+    .unwrap();
+    let purged = store.purge(now, Retention::default()).await.unwrap();
+    assert_eq!((purged.sessions, purged.events), (0, 4500));
     let log = store
         .audit(&AuditQuery {
             user_id: user.clone(),

@@ -318,14 +318,20 @@ async fn every_query_goes_through_an_index() {
         ),
         // The purge: by the end of a session's life, events and marks by age.
         (
-            "DELETE FROM sessions WHERE min(coalesce(revoked_at, expires_at), expires_at) <= 0",
+            "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions \
+             WHERE min(coalesce(revoked_at, expires_at), expires_at) <= 0 LIMIT 10)",
             "sessions_ended_at",
         ),
         (
-            "DELETE FROM events WHERE occurred_at <= 0",
+            "DELETE FROM events WHERE id IN \
+             (SELECT id FROM events WHERE occurred_at <= 0 LIMIT 10)",
             "events_occurred_at",
         ),
-        ("DELETE FROM first_use WHERE until <= 0", "first_use_until"),
+        (
+            "DELETE FROM first_use WHERE key IN \
+             (SELECT key FROM first_use WHERE until <= 0 LIMIT 10)",
+            "first_use_until",
+        ),
         // Provider logouts across users.
         (
             "UPDATE sessions SET revoked_at = 1, revocation_reason = 'x' \
