@@ -3,11 +3,17 @@
 //! [`SqliteStore`] keeps sessions, their event log and per-user revocation epochs in one
 //! SQLite file (WAL mode), through [sqlx](https://docs.rs/sqlx) with SQLite bundled: no
 //! server to run, and sessions, revocations and events survive a restart. It implements
-//! [`SessionStore`], so a [`SessionManager`](session_core::SessionManager) uses it like any
-//! other store. It has no push channel: one node has no other node to tell, so
-//! [`SessionStore::publish`] and [`SessionStore::push_messages`] keep the trait's defaults
-//! (nothing sent, nothing received). Several processes on one host may open the same
-//! file; each then relies on its cache's staleness bound, as with any store without push.
+//! [`SessionStore`], so a [`SessionManager`] uses it like any other store. It has no push
+//! channel: one node has no other node to tell, so [`SessionStore::publish`] and
+//! [`SessionStore::push_messages`] keep the trait's defaults (nothing sent, nothing
+//! received). Several processes on one host may open the same file; each then relies on
+//! its cache's staleness bound, as with any store without push.
+//!
+//! [`SessionStore`]: session_core::SessionStore
+//! [`SessionStore::publish`]: session_core::SessionStore::publish
+//! [`SessionStore::push_messages`]: session_core::SessionStore::push_messages
+//! [`SessionStore::events`]: session_core::SessionStore::events
+//! [`SessionManager`]: session_core::SessionManager
 //!
 //! # Example
 //!
