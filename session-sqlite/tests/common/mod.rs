@@ -5,10 +5,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use session_core::store::{Created, RevokeMany};
-use session_core::{RevocationReason, SessionId, SessionRecord, SessionStore, StoreError, UserId};
+
+use session_core::events::{AuditQuery, EventId, EventQuery, SessionEvent};
+use session_core::store::{
+    Change, Created, Matched, NewSession, Purged, Retention, RevokeMany, RevokedSession, UserState,
+};
+use session_core::{SessionFilter, SessionId, SessionRecord, SessionStore, StoreError, UserId};
 use session_sqlite::SqliteStore;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, Connection as _, Row as _, SqliteConnection};
@@ -70,14 +75,15 @@ impl Drop for TempStore {
     }
 }
 
+/// Every method goes to the SQLite store (the suite sees `TempStore` as the store).
 #[async_trait]
 impl SessionStore for TempStore {
-    async fn user_epoch(&self, user_id: &UserId) -> Result<u64, StoreError> {
-        self.store.user_epoch(user_id).await
+    async fn user_state(&self, user_id: &UserId) -> Result<UserState, StoreError> {
+        self.store.user_state(user_id).await
     }
 
-    async fn create(&self, record: &SessionRecord, epoch: u64) -> Result<Created, StoreError> {
-        self.store.create(record, epoch).await
+    async fn create(&self, new: NewSession<'_>) -> Result<Created, StoreError> {
+        self.store.create(new).await
     }
 
     async fn load(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
@@ -92,25 +98,78 @@ impl SessionStore for TempStore {
         &self,
         user_id: &UserId,
         now: OffsetDateTime,
+        limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        self.store.list_active(user_id, now).await
+        self.store.list_active(user_id, now, limit).await
     }
 
     async fn revoke(
         &self,
         id: SessionId,
-        reason: &RevocationReason,
-        at: OffsetDateTime,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        self.store.revoke(id, reason, at).await
+        change: Change<'_>,
+    ) -> Result<Option<RevokedSession>, StoreError> {
+        self.store.revoke(id, change).await
     }
 
-    async fn revoke_many(&self, req: RevokeMany<'_>) -> Result<Vec<SessionRecord>, StoreError> {
+    async fn revoke_many(&self, req: RevokeMany<'_>) -> Result<Vec<RevokedSession>, StoreError> {
         self.store.revoke_many(req).await
     }
 
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.store.purge_expired(now).await
+    async fn revoke_matching(
+        &self,
+        filter: &SessionFilter,
+        change: Change<'_>,
+        dry_run: bool,
+    ) -> Result<Matched, StoreError> {
+        self.store.revoke_matching(filter, change, dry_run).await
+    }
+
+    async fn set_user_disabled(&self, user_id: &UserId, disabled: bool) -> Result<(), StoreError> {
+        self.store.set_user_disabled(user_id, disabled).await
+    }
+
+    async fn report_expired(
+        &self,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> Result<Option<SessionEvent>, StoreError> {
+        self.store.report_expired(id, at).await
+    }
+
+    async fn append_event(&self, event: &SessionEvent) -> Result<EventId, StoreError> {
+        self.store.append_event(event).await
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<SessionEvent>, StoreError> {
+        self.store.events(query).await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<SessionEvent>, StoreError> {
+        self.store.audit(query).await
+    }
+
+    async fn purge(&self, now: OffsetDateTime, retention: Retention) -> Result<Purged, StoreError> {
+        self.store.purge(now, retention).await
+    }
+
+    async fn first_use(&self, key: &str, until: OffsetDateTime) -> Result<bool, StoreError> {
+        self.store.first_use(key, until).await
+    }
+
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.store.try_lease(name, holder, ttl).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.store.release_lease(name, holder).await
+    }
+
+    async fn load_cursor(&self, name: &str) -> Result<Option<EventId>, StoreError> {
+        self.store.load_cursor(name).await
+    }
+
+    async fn save_cursor(&self, name: &str, cursor: &EventId) -> Result<(), StoreError> {
+        self.store.save_cursor(name, cursor).await
     }
 }
 
