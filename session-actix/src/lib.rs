@@ -14,7 +14,7 @@
 //!
 //! # #[actix_web::main]
 //! # async fn main() {
-//! let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default());
+//! let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default()).unwrap();
 //! let gate = SessionGate::new(manager);
 //! let app = test::init_service(
 //!     App::new()

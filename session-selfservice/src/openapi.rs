@@ -915,23 +915,108 @@ mod tests {
 
     use super::*;
 
+    fn table() -> RouteTable {
+        use std::sync::Arc;
+        let manager = session_core::SessionManager::new(
+            Arc::new(session_core::MemoryStore::new()),
+            session_core::KeySet::random(),
+            session_core::SessionConfig::new(),
+        )
+        .unwrap();
+        let gate = session_core::SessionGate::new(manager);
+        crate::SelfService::new(gate.clone())
+            .routes()
+            .merge(crate::Admin::new(gate, |_| false).routes())
+    }
+
     fn doc() -> Value {
-        serde_json::to_value(self_service_openapi()).expect("the document serializes")
+        serde_json::to_value(openapi(&table())).expect("the document serializes")
+    }
+
+    #[test]
+    fn every_stand_in_agrees_with_its_route() {
+        use utoipa::openapi::path::HttpMethod;
+        let table = table();
+        let describe = |id: &str| {
+            SELF_SERVICE
+                .iter()
+                .chain(ADMIN.iter())
+                .find(|(n, _)| *n == id)
+                .map(|(_, f)| f)
+        };
+        // Each stand-in's own path and method (from its `#[utoipa::path]`), by operationId.
+        macro_rules! stand_ins {
+            ($($name:ident),*) => {
+                [$((stringify!($name), <operations::$name as utoipa::Path>::path(), <operations::$name as utoipa::Path>::methods())),*]
+            };
+        }
+        let declared = {
+            use operations::*;
+            stand_ins!(
+                __path_me,
+                __path_agent_me,
+                __path_logout,
+                __path_list_sessions,
+                __path_revoke_session,
+                __path_revoke_other_sessions,
+                __path_revoke_all_sessions,
+                __path_grant_agent,
+                __path_disconnect_agent,
+                __path_admin_events,
+                __path_admin_audit,
+                __path_admin_user_sessions,
+                __path_admin_revoke_session,
+                __path_admin_revoke_all,
+                __path_admin_revoke_matching
+            )
+        };
+        let mut documented = 0;
+        for route in table.routes() {
+            let Some(_) = describe(route.operation_id) else {
+                assert!(
+                    route.html,
+                    "{} {} is JSON but undocumented",
+                    route.method, route.path
+                );
+                continue;
+            };
+            documented += 1;
+            let (_, path, methods) = declared
+                .iter()
+                .find(|(n, _, _)| n.trim_start_matches("__path_") == route.operation_id)
+                .expect("a stand-in");
+            assert_eq!(path, &route.path, "{}", route.operation_id);
+            assert_eq!(methods.len(), 1);
+            assert_eq!(
+                http_method(&route.method).map(|m| std::mem::discriminant(&m)),
+                Some(std::mem::discriminant(&methods[0])),
+                "{}",
+                route.operation_id
+            );
+            let _: &HttpMethod = &methods[0];
+        }
+        assert_eq!(documented, 15);
     }
 
     #[test]
     fn is_openapi_3_1_with_every_route() {
         let doc = doc();
         assert_eq!(doc["openapi"], "3.1.0");
-        let routes = routes(&self_service_openapi());
+        let routes = routes(&openapi(&table()));
         assert_eq!(
             routes,
             [
+                "DELETE /admin/sessions/{session_id}",
                 "DELETE /agents/{agent_id}",
                 "DELETE /sessions/{id}",
+                "GET /admin/audit",
+                "GET /admin/events",
+                "GET /admin/users/{user_id}/sessions",
                 "GET /agent/me",
                 "GET /me",
                 "GET /sessions",
+                "POST /admin/revoke-matching",
+                "POST /admin/users/{user_id}/revoke-all",
                 "POST /agents",
                 "POST /logout",
                 "POST /sessions/revoke-all",
@@ -941,10 +1026,13 @@ mod tests {
         for (path, item) in doc["paths"].as_object().expect("paths") {
             for (method, op) in item.as_object().expect("path item") {
                 let responses = &op["responses"];
-                assert_eq!(
-                    responses["401"]["$ref"], "#/components/responses/Unauthorized",
-                    "{method} {path}"
-                );
+                let admin = path.starts_with("/admin/");
+                if !admin {
+                    assert_eq!(
+                        responses["401"]["$ref"], "#/components/responses/Unauthorized",
+                        "{method} {path}"
+                    );
+                }
                 assert_eq!(
                     responses["503"]["$ref"], "#/components/responses/ServiceUnavailable",
                     "{method} {path}"
@@ -953,14 +1041,50 @@ mod tests {
                 assert!(!security.is_empty(), "{method} {path}");
                 for requirement in security {
                     for scheme in requirement.as_object().expect("requirement").keys() {
+                        let allowed: &[&str] = if admin {
+                            &[ADMIN_SCHEME]
+                        } else {
+                            &[COOKIE_SCHEME, BEARER_SCHEME]
+                        };
                         assert!(
-                            [COOKIE_SCHEME, BEARER_SCHEME].contains(&scheme.as_str()),
+                            allowed.contains(&scheme.as_str()),
                             "{method} {path}: {scheme}"
                         );
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_event_schema_is_the_events_shape() {
+        let event = session_core::SessionEvent::about(
+            session_core::EventId::new("1"),
+            EventType::Revoked,
+            session_core::SessionId::random(),
+            &session_core::Principal::user("alice"),
+            None,
+            session_core::Actor::User,
+            time::OffsetDateTime::UNIX_EPOCH,
+        );
+        let json = serde_json::to_value(&event).unwrap();
+        let mut keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        keys.sort();
+        let schema = serde_json::to_value(EventSchema::schema()).unwrap();
+        let mut props: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+        props.sort();
+        assert_eq!(keys, props);
+        let mut required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        required.sort_unstable();
+        assert_eq!(
+            required,
+            keys.iter().map(|k| k.as_str()).collect::<Vec<_>>()
+        );
     }
 
     #[test]

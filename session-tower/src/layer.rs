@@ -28,7 +28,7 @@ use crate::service::SessionService;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default());
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default()).unwrap();
 /// let router = Router::new()
 ///     .route("/me", get(|ValidSession(s): ValidSession| async move { s.user_id().to_string() }));
 /// let app = SessionLayer::new(SessionGate::new(manager)).layer(router);

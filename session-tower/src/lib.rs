@@ -16,7 +16,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default());
+//! let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default()).unwrap();
 //! let gate = SessionGate::new(manager);
 //! let app = Router::new()
 //!     .route("/me", get(|ValidSession(s): ValidSession| async move { s.user_id().to_string() }))

@@ -69,8 +69,10 @@ impl Fixture {
             keys.clone(),
             config.clone(),
             Arc::new(clock.clone()),
-        );
-        let cold = SessionManager::with_clock(store.clone(), keys, config, Arc::new(clock.clone()));
+        )
+        .unwrap();
+        let cold = SessionManager::with_clock(store.clone(), keys, config, Arc::new(clock.clone()))
+            .unwrap();
         Self {
             store,
             clock,
@@ -101,6 +103,34 @@ impl Fixture {
             .await
             .unwrap();
         (issued.session, issued.token.expose().to_owned())
+    }
+
+    /// An agent session acting for alice: the kind a bearer token carries.
+    async fn agent_login(&self) -> (Session, String) {
+        let issued = self
+            .issuer
+            .issue(
+                Principal::agent("alice", "agent-1", "Helper"),
+                ClientInfo::default(),
+            )
+            .await
+            .unwrap();
+        (issued.session, issued.token.expose().to_owned())
+    }
+
+    async fn revoked_agent_login(&self) -> String {
+        let (session, token) = self.agent_login().await;
+        assert!(
+            self.issuer
+                .revoke(
+                    session.id(),
+                    RevocationReason::AgentDisconnected,
+                    Actor::User
+                )
+                .await
+                .unwrap()
+        );
+        token
     }
 
     async fn revoked_login(&self) -> String {
@@ -292,6 +322,7 @@ async fn malformed_tokens(fx: &Fixture, token: &str) -> Vec<(String, String)> {
     // A live session in the same store, signed by another deployment's key: only the MAC
     // tells it apart.
     let foreign = SessionManager::new(fx.store.clone(), KeySet::random(), SessionConfig::new())
+        .unwrap()
         .issue(Principal::user("alice"), ClientInfo::default())
         .await
         .unwrap();
@@ -435,14 +466,19 @@ async fn deleting_cookie_keeps_name_path_domain_and_secure() {
         (
             CookieConfig::new()
                 .with_domain("example.com")
-                .with_path("/app"),
+                .unwrap()
+                .with_path("/app")
+                .unwrap(),
             "session=; HttpOnly; SameSite=Lax; Secure; Path=/app; Domain=example.com; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
         ),
         (
             CookieConfig::new()
                 .with_secure(false)
+                .unwrap()
                 .with_domain("example.com")
-                .with_path("/app"),
+                .unwrap()
+                .with_path("/app")
+                .unwrap(),
             "session=; HttpOnly; SameSite=Lax; Path=/app; Domain=example.com; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
         ),
     ];
@@ -484,7 +520,8 @@ async fn deleting_cookie_uses_the_configured_name() {
         CookieConfig::new()
             .with_name("sid")
             .unwrap()
-            .with_path("/app"),
+            .with_path("/app")
+            .unwrap(),
     );
     let expected = "sid=; HttpOnly; SameSite=Lax; Secure; Path=/app; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
     let reply = call(
@@ -515,10 +552,27 @@ async fn deleting_cookie_uses_the_configured_name() {
 #[tokio::test]
 async fn bearer_refusals_challenge_and_clear_nothing() {
     let fx = Fixture::new();
-    let (_, live) = fx.login().await;
-    let revoked = fx.revoked_login().await;
+    let (_, live) = fx.agent_login().await;
+    let revoked = fx.revoked_agent_login().await;
+    let (_, user_token) = fx.login().await;
     for (name, gate) in fx.gates() {
         call(&gate, with_bearer(&live)).await.assert_alice(name);
+        // A credential's kind follows its transport: a user's token is no bearer.
+        call(&gate, with_bearer(&user_token)).await.assert_refused(
+            StatusCode::UNAUTHORIZED,
+            INVALID,
+            None,
+            Some(BEARER_INVALID),
+            &format!("user token as bearer ({name})"),
+        );
+        // …and an agent's token is no cookie.
+        call(&gate, with_cookie(&live)).await.assert_refused(
+            StatusCode::UNAUTHORIZED,
+            INVALID,
+            Some(DELETE_DEFAULT),
+            None,
+            &format!("agent token as cookie ({name})"),
+        );
         call(&gate, with_bearer(&revoked)).await.assert_refused(
             StatusCode::UNAUTHORIZED,
             REVOKED,
@@ -1031,7 +1085,7 @@ async fn html_navigation_is_redirected_to_login_with_the_cookie_cleared() {
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{name}: {reply:?}");
         assert_eq!(
             reply.one(LOCATION),
-            Some("/login?return_to=%2Fpage%3Fa%3D1"),
+            Some("/login?return_to=%2Fpage%3Fa%3D1&reason=session_revoked"),
             "{name}"
         );
         assert_eq!(reply.all(SET_COOKIE), [DELETE_DEFAULT], "{name}");

@@ -43,7 +43,9 @@ fn assert_error(reply: &Reply, status: u16, code: &str) {
 
 /// An agent's token for `browser`'s user.
 async fn grant(browser: &mut Browser) -> (String, String) {
-    let reply = browser.post_json("/agents", &json!({"name": "Helper"})).await;
+    let reply = browser
+        .post_json("/agents", &json!({"name": "Helper"}))
+        .await;
     reply.assert_status(201);
     let body = reply.json();
     (
@@ -110,7 +112,11 @@ async fn agents_do_not_manage(target: Target) {
         (Method::DELETE, format!("/sessions/{some_id}"), None),
         (Method::POST, "/sessions/revoke-others".into(), None),
         (Method::POST, "/sessions/revoke-all".into(), None),
-        (Method::POST, "/agents".into(), Some(json!({"name": "Another"}))),
+        (
+            Method::POST,
+            "/agents".into(),
+            Some(json!({"name": "Another"})),
+        ),
         (Method::DELETE, format!("/agents/{agent_id}"), None),
         (Method::GET, "/account/sessions".into(), None),
         (Method::POST, "/account/sessions/revoke-others".into(), None),
@@ -119,7 +125,11 @@ async fn agents_do_not_manage(target: Target) {
     for (method, path, body) in routes {
         let reply = bearer(&app, method.clone(), &path, &agent, body).await;
         assert_error(&reply, 403, "user_session_required");
-        assert_eq!(session_ids(&mut alice).await, before, "{method} {path} changed nothing");
+        assert_eq!(
+            session_ids(&mut alice).await,
+            before,
+            "{method} {path} changed nothing"
+        );
     }
 }
 
@@ -165,7 +175,11 @@ async fn no_cross_site_state_change(target: Target) {
             assert_error(&reply, 403, "cross_site_request");
             assert!(reply.raw_set_cookies().is_empty(), "{method} {path}");
         }
-        assert_eq!(session_ids(&mut alice).await, before, "{headers:?}: nothing changed");
+        assert_eq!(
+            session_ids(&mut alice).await,
+            before,
+            "{headers:?}: nothing changed"
+        );
     }
     // Login CSRF: a cross-site login without any cookie is refused too.
     let mut stranger = app.browser(UA);
@@ -209,7 +223,11 @@ async fn failed_logins_are_throttled(target: Target) {
 /// `SESSION_MAX_PER_USER=2`: the third login revokes the oldest session (reason
 /// `session_limit`, actor `system`, in the audit).
 async fn the_cap_revokes_the_oldest(target: Target) {
-    let app = App::start(target, &[("SESSION_MAX_PER_USER", "2"), ("ADMIN_TOKEN", ADMIN)]).await;
+    let app = App::start(
+        target,
+        &[("SESSION_MAX_PER_USER", "2"), ("ADMIN_TOKEN", ADMIN)],
+    )
+    .await;
     let mut first = logged_in(&app, "alice").await;
     let mut second = logged_in(&app, "alice").await;
     let mut third = logged_in(&app, "alice").await;
@@ -245,7 +263,10 @@ async fn pages_and_their_headers(target: Target) {
         let csp = reply.header("content-security-policy").expect("a CSP");
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         assert_eq!(reply.header("x-frame-options").as_deref(), Some("DENY"));
-        assert_eq!(reply.header("referrer-policy").as_deref(), Some("no-referrer"));
+        assert_eq!(
+            reply.header("referrer-policy").as_deref(),
+            Some("no-referrer")
+        );
     }
     let login = app.browser(UA).navigate("/login").await.text();
     for user in ["alice", "bob", "carol"] {
@@ -275,8 +296,16 @@ async fn secure_cookies_use_the_host_prefix(target: Target) {
     let raw = reply.raw_set_cookies();
     assert_eq!(raw.len(), 1, "{raw:?}");
     assert!(raw[0].starts_with("__Host-session="), "{}", raw[0]);
-    assert!(raw[0].contains("; Secure") && raw[0].contains("; Path=/"), "{}", raw[0]);
-    assert!(!raw[0].to_ascii_lowercase().contains("domain="), "{}", raw[0]);
+    assert!(
+        raw[0].contains("; Secure") && raw[0].contains("; Path=/"),
+        "{}",
+        raw[0]
+    );
+    assert!(
+        !raw[0].to_ascii_lowercase().contains("domain="),
+        "{}",
+        raw[0]
+    );
 }
 
 /// A bad setting stops the app before it listens: one line naming the variable, a non-zero
@@ -284,7 +313,10 @@ async fn secure_cookies_use_the_host_prefix(target: Target) {
 fn bad_settings_stop_the_app(framework: Framework) {
     let binary = session_conformance::ensure_built(framework.binary());
     let cases: [(&[(&str, &str)], &str); 6] = [
-        (&[("SESSION_CACHE_SECS", "900"), ("SESSION_TTL_SECS", "60")], "SESSION_CACHE_SECS"),
+        (
+            &[("SESSION_CACHE_SECS", "900"), ("SESSION_TTL_SECS", "60")],
+            "SESSION_CACHE_SECS",
+        ),
         (&[("SESSION_TTL_SECS", "soon")], "SESSION_TTL_SECS"),
         (&[("ADMIN_TOKEN", "short")], "ADMIN_TOKEN"),
         (&[("SESSION_MAX_PER_USER", "-1")], "SESSION_MAX_PER_USER"),
