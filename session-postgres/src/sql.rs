@@ -59,27 +59,40 @@ macro_rules! event_columns {
     };
 }
 
-/// The columns of an ended session ([`crate::rows::RevokedRow`]) from a revocation's CTEs
-/// `r` (the updated sessions) and `e` (their events).
+/// What a revocation's `UPDATE … RETURNING` (CTE `r`) returns: the session's columns, and
+/// the position its event will take, drawn here (the transaction's id, the next number of
+/// the events' sequence) so that the result needs no join with the insert's.
+macro_rules! revoked_returning {
+    () => {
+        "RETURNING s.id, s.user_id, s.kind, s.agent_id, s.agent_name, s.expires_at,
+                  pg_current_xact_id() AS xid,
+                  nextval('session_revocation.events_seq_seq') AS seq"
+    };
+}
+
+/// The columns of an ended session ([`crate::rows::RevokedRow`]) from CTE `r`.
 macro_rules! revoked_select {
     () => {
         concat!(
             "SELECT r.id, r.user_id, r.kind, r.agent_id, r.agent_name, r.expires_at, ",
-            event_id!("e"),
-            " AS event_id FROM r JOIN e ON e.session_id = r.id"
+            event_id!("r"),
+            " AS event_id FROM r"
         )
     };
 }
 
 /// The events of the sessions in CTE `r`, as `session.revoked` with reason `$2`, actor `$3`,
-/// at `$1`.
+/// at `$1`, at the positions `r` drew. (A data-modifying CTE runs to completion whether or
+/// not the main query reads it.)
 macro_rules! revoked_events {
     () => {
         "e AS (
             INSERT INTO session_revocation.events
-                (event_type, occurred_at, session_id, user_id, session_kind, agent_id, reason, actor)
-            SELECT 'session.revoked', $1, r.id, r.user_id, r.kind, r.agent_id, $2, $3 FROM r
-            RETURNING session_id, xid, seq
+                (xid, seq, event_type, occurred_at, session_id, user_id, session_kind, agent_id,
+                 reason, actor)
+            OVERRIDING SYSTEM VALUE
+            SELECT r.xid, r.seq, 'session.revoked', $1, r.id, r.user_id, r.kind, r.agent_id, $2, $3
+              FROM r
         ) "
     };
 }
@@ -116,7 +129,9 @@ const REVOKE: &str = concat!(
     "WITH r AS (
         UPDATE session_revocation.sessions AS s SET revoked_at = $1, revocation_reason = $2
          WHERE s.id = $4 AND s.revoked_at IS NULL
-        RETURNING s.id, s.user_id, s.kind, s.agent_id, s.agent_name, s.expires_at
+        ",
+    revoked_returning!(),
+    "
     ), ",
     revoked_events!(),
     revoked_select!()
@@ -389,8 +404,9 @@ impl Statements {
                     "WITH r AS (
                         UPDATE session_revocation.sessions AS s
                            SET revoked_at = $1, revocation_reason = $2
-                         WHERE {}
-                        RETURNING s.id, s.user_id, s.kind, s.agent_id, s.agent_name, s.expires_at
+                         WHERE {} ",
+                    revoked_returning!(),
+                    "
                     ), ",
                     revoked_events!(),
                     revoked_select!()
