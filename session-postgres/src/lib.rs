@@ -101,6 +101,58 @@
 //! [`PushMessage::Reconnected`](session_core::store::PushMessage::Reconnected), since it may
 //! have missed messages. [`PostgresStore::wait_listening`] tells when it is up (readiness).
 //!
+//! # Behind a pooler
+//!
+//! `LISTEN` needs a session connection (the subscription lives as long as the session),
+//! and so does the migrator (it holds a session advisory lock); a pooler in transaction
+//! mode hands each transaction whichever server connection is free. So give the store two
+//! URLs: queries through the pooler ([`PostgresStoreBuilder::with_transaction_pooler`]
+//! makes each statement an unnamed one inside an explicit `READ COMMITTED` transaction, so
+//! that its parse and execution reach one server connection), `LISTEN` and migrations
+//! straight to the server ([`PostgresStoreBuilder::with_listen_url`]). `NOTIFY` works
+//! through the pooler: it is delivered when its transaction commits.
+//!
+//! With PgBouncer in transaction mode (`pgbouncer.ini`):
+//!
+//! ```ini
+//! [databases]
+//! app = host=db.internal port=5432 dbname=app
+//!
+//! [pgbouncer]
+//! listen_port = 6432
+//! pool_mode = transaction
+//! ; sqlx sends it at connect; PgBouncer must let it through
+//! ignore_startup_parameters = extra_float_digits
+//! ```
+//!
+//! ```
+//! use session_postgres::PostgresStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // e.g. postgres://app@pgbouncer.internal:6432/app and postgres://app@db.internal:5432/app
+//! let (Ok(pooler), Ok(direct)) = (std::env::var("PGBOUNCER_URL"), std::env::var("DATABASE_URL"))
+//! else {
+//!     return Ok(()); // skipped without them
+//! };
+//! let store = PostgresStore::builder()
+//!     .with_transaction_pooler()
+//!     .with_listen_url(&direct)?
+//!     .connect(&pooler)
+//!     .await?;
+//! store.migrate().await?; // through `direct`
+//! assert!(store.wait_listening(std::time::Duration::from_secs(10)).await);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The cost: two more round trips to the pooler per call (`BEGIN`, `COMMIT`), and a parse
+//! of each statement every time. Without [`PostgresStoreBuilder::with_transaction_pooler`],
+//! sqlx's named prepared statements collide on the pooler's shared server connections
+//! ("prepared statement \"sqlx_s_1\" already exists"), and PgBouncer refuses the
+//! `options` startup parameter the store uses to pin the isolation level. A pooler in
+//! session mode needs neither option.
+//!
 //! # Security
 //!
 //! - The `sessions` table holds a SHA-256 hash of each token's secret, never the token or the

@@ -140,18 +140,23 @@ impl Listener {
     }
 }
 
-/// Notifies `channel` every `timing.heartbeat` through `pool`, until aborted.
-pub(crate) async fn heartbeat(pool: PgPool, channel: String, timing: Timing) {
+/// Notifies `channel` every `timing.heartbeat` through `pool`, until aborted (`pooled`:
+/// unprepared, in a transaction, as every statement behind a transaction-mode pooler).
+pub(crate) async fn heartbeat(pool: PgPool, pooled: bool, channel: String, timing: Timing) {
     let mut tick = tokio::time::interval(timing.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let sent = tokio::time::timeout(
-            timing.connect,
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(&channel)
-                .execute(&pool),
-        )
+        let notify = sqlx::query("SELECT pg_notify($1, '')").bind(&channel);
+        let sent = tokio::time::timeout(timing.connect, async {
+            if pooled {
+                let mut tx = pool.begin_with(crate::store::BEGIN).await?;
+                notify.persistent(false).execute(&mut *tx).await?;
+                tx.commit().await
+            } else {
+                notify.execute(&pool).await.map(drop)
+            }
+        })
         .await;
         match sent {
             Ok(Ok(_)) => {}

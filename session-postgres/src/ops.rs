@@ -21,6 +21,27 @@ use crate::notify::PUSH_LIMIT;
 use crate::rows::{CreateRow, EventRow, RevokedRow, SessionRow, convert};
 use crate::sql::Bind;
 
+/// Runs a statement on the pool: as is, or, behind a transaction-mode pooler, unprepared
+/// (an unnamed statement) inside an explicit `READ COMMITTED` transaction, so that its
+/// parse and its execution reach the same server connection.
+macro_rules! run {
+    ($store:expr, $query:expr, $method:ident) => {{
+        let inner = &$store.inner;
+        if inner.pooled {
+            async {
+                let mut tx = inner.pool.begin_with(crate::store::BEGIN).await?;
+                let out = $query.persistent(false).$method(&mut *tx).await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(out)
+            }
+            .await
+        } else {
+            $query.$method(&inner.pool).await
+        }
+        .map_err(store_error)
+    }};
+}
+
 /// How long [`SessionStore::publish`] may take.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -69,11 +90,11 @@ where
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn user_state(&self, user_id: &UserId) -> Result<UserState, StoreError> {
-        let row: Option<(i64, bool)> = sqlx::query_as(self.inner.sql.user_state.clone())
-            .bind(user_id.as_str())
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        let row: Option<(i64, bool)> = run!(
+            self,
+            sqlx::query_as(self.inner.sql.user_state.clone()).bind(user_id.as_str()),
+            fetch_optional
+        )?;
         let (epoch, disabled) = row.unwrap_or((0, false));
         Ok(UserState {
             epoch: u64::try_from(epoch)
@@ -89,29 +110,30 @@ impl SessionStore for PostgresStore {
             .max_user_sessions
             .map(|m| i32::try_from(m).unwrap_or(i32::MAX));
         let idp = rec.idp.as_ref();
-        let rows: Vec<CreateRow> = sqlx::query_as(self.inner.sql.create.clone())
-            .bind(rec.id.as_uuid())
-            .bind(&rec.secret_hash[..])
-            .bind(rec.user_id().as_str())
-            .bind(rec.kind().as_str())
-            .bind(rec.principal.agent_id().map(AgentId::as_str))
-            .bind(rec.principal.agent_name())
-            .bind(rec.created_at)
-            .bind(rec.last_active_at)
-            .bind(rec.expires_at)
-            .bind(rec.user_agent.as_deref())
-            .bind(rec.ip.as_deref())
-            .bind(rec.ip.as_deref().and_then(ip_key))
-            .bind(idp.map(|l| l.issuer.as_str()))
-            .bind(idp.map(|l| l.subject.as_str()))
-            .bind(idp.and_then(|l| l.sid.as_deref()))
-            .bind(expected)
-            .bind(new.granted_by.map(|g| g.as_uuid()))
-            .bind(max_user)
-            .bind(new.actor.as_str())
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        let rows: Vec<CreateRow> = run!(
+            self,
+            sqlx::query_as(self.inner.sql.create.clone())
+                .bind(rec.id.as_uuid())
+                .bind(&rec.secret_hash[..])
+                .bind(rec.user_id().as_str())
+                .bind(rec.kind().as_str())
+                .bind(rec.principal.agent_id().map(AgentId::as_str))
+                .bind(rec.principal.agent_name())
+                .bind(rec.created_at)
+                .bind(rec.last_active_at)
+                .bind(rec.expires_at)
+                .bind(rec.user_agent.as_deref())
+                .bind(rec.ip.as_deref())
+                .bind(rec.ip.as_deref().and_then(ip_key))
+                .bind(idp.map(|l| l.issuer.as_str()))
+                .bind(idp.map(|l| l.subject.as_str()))
+                .bind(idp.and_then(|l| l.sid.as_deref()))
+                .bind(expected)
+                .bind(new.granted_by.map(|g| g.as_uuid()))
+                .bind(max_user)
+                .bind(new.actor.as_str()),
+            fetch_all
+        )?;
         let mut evicted = Vec::new();
         let mut created = None;
         for row in rows {
@@ -134,22 +156,23 @@ impl SessionStore for PostgresStore {
     }
 
     async fn load(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        sqlx::query_as::<_, SessionRow>(self.inner.sql.load.clone())
-            .bind(id.as_uuid())
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(store_error)?
-            .map(SessionRecord::try_from)
-            .transpose()
+        run!(
+            self,
+            sqlx::query_as::<_, SessionRow>(self.inner.sql.load.clone()).bind(id.as_uuid()),
+            fetch_optional
+        )?
+        .map(SessionRecord::try_from)
+        .transpose()
     }
 
     async fn touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query(self.inner.sql.touch.clone())
-            .bind(id.as_uuid())
-            .bind(at)
-            .execute(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        run!(
+            self,
+            sqlx::query(self.inner.sql.touch.clone())
+                .bind(id.as_uuid())
+                .bind(at),
+            execute
+        )?;
         Ok(())
     }
 
@@ -159,13 +182,14 @@ impl SessionStore for PostgresStore {
         now: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let rows = sqlx::query_as::<_, SessionRow>(self.inner.sql.list_active.clone())
-            .bind(user_id.as_str())
-            .bind(now)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        let rows = run!(
+            self,
+            sqlx::query_as::<_, SessionRow>(self.inner.sql.list_active.clone())
+                .bind(user_id.as_str())
+                .bind(now)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX)),
+            fetch_all
+        )?;
         convert(rows)
     }
 
@@ -174,16 +198,17 @@ impl SessionStore for PostgresStore {
         id: SessionId,
         change: Change<'_>,
     ) -> Result<Option<RevokedSession>, StoreError> {
-        sqlx::query_as::<_, RevokedRow>(self.inner.sql.revoke.clone())
-            .bind(change.at)
-            .bind(change.reason.as_str())
-            .bind(change.actor.as_str())
-            .bind(id.as_uuid())
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(store_error)?
-            .map(RevokedSession::try_from)
-            .transpose()
+        run!(
+            self,
+            sqlx::query_as::<_, RevokedRow>(self.inner.sql.revoke.clone())
+                .bind(change.at)
+                .bind(change.reason.as_str())
+                .bind(change.actor.as_str())
+                .bind(id.as_uuid()),
+            fetch_optional
+        )?
+        .map(RevokedSession::try_from)
+        .transpose()
     }
 
     async fn revoke_many(&self, req: RevokeMany<'_>) -> Result<Vec<RevokedSession>, StoreError> {
@@ -208,21 +233,22 @@ impl SessionStore for PostgresStore {
                 ))));
             }
         };
-        let rows = sqlx::query_as::<_, RevokedRow>(self.inner.sql.revoke_many.clone())
-            .bind(req.user_id.as_str())
-            .bind(scope)
-            .bind(agent)
-            .bind(issuer)
-            .bind(subject)
-            .bind(sid)
-            .bind(req.except.map(|id| id.as_uuid()))
-            .bind(req.change.reason.as_str())
-            .bind(req.change.actor.as_str())
-            .bind(req.change.at)
-            .bind(req.disable_user && *req.scope == RevokeScope::All)
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        let rows = run!(
+            self,
+            sqlx::query_as::<_, RevokedRow>(self.inner.sql.revoke_many.clone())
+                .bind(req.user_id.as_str())
+                .bind(scope)
+                .bind(agent)
+                .bind(issuer)
+                .bind(subject)
+                .bind(sid)
+                .bind(req.except.map(|id| id.as_uuid()))
+                .bind(req.change.reason.as_str())
+                .bind(req.change.actor.as_str())
+                .bind(req.change.at)
+                .bind(req.disable_user && *req.scope == RevokeScope::All),
+            fetch_all
+        )?;
         convert(rows)
     }
 
@@ -243,19 +269,15 @@ impl SessionStore for PostgresStore {
             dry_run,
         );
         if dry_run {
-            let (count,): (i64,) = dynamic_as(sql, binds)?
-                .fetch_one(&self.inner.pool)
-                .await
-                .map_err(store_error)?;
+            let query = dynamic_as(sql, binds)?;
+            let (count,): (i64,) = run!(self, query, fetch_one)?;
             return Ok(Matched {
                 matched: u64::try_from(count).unwrap_or(0),
                 revoked: Vec::new(),
             });
         }
-        let rows: Vec<RevokedRow> = dynamic_as(sql, binds)?
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        let query = dynamic_as(sql, binds)?;
+        let rows: Vec<RevokedRow> = run!(self, query, fetch_all)?;
         let revoked: Vec<RevokedSession> = convert(rows)?;
         Ok(Matched {
             matched: revoked.len() as u64,
@@ -264,12 +286,13 @@ impl SessionStore for PostgresStore {
     }
 
     async fn set_user_disabled(&self, user_id: &UserId, disabled: bool) -> Result<(), StoreError> {
-        sqlx::query(self.inner.sql.set_disabled.clone())
-            .bind(user_id.as_str())
-            .bind(disabled)
-            .execute(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        run!(
+            self,
+            sqlx::query(self.inner.sql.set_disabled.clone())
+                .bind(user_id.as_str())
+                .bind(disabled),
+            execute
+        )?;
         Ok(())
     }
 
@@ -278,29 +301,31 @@ impl SessionStore for PostgresStore {
         id: SessionId,
         at: OffsetDateTime,
     ) -> Result<Option<SessionEvent>, StoreError> {
-        sqlx::query_as::<_, EventRow>(self.inner.sql.report_expired.clone())
-            .bind(id.as_uuid())
-            .bind(at)
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(store_error)?
-            .map(SessionEvent::try_from)
-            .transpose()
+        run!(
+            self,
+            sqlx::query_as::<_, EventRow>(self.inner.sql.report_expired.clone())
+                .bind(id.as_uuid())
+                .bind(at),
+            fetch_optional
+        )?
+        .map(SessionEvent::try_from)
+        .transpose()
     }
 
     async fn append_event(&self, event: &SessionEvent) -> Result<EventId, StoreError> {
-        let id: String = sqlx::query_scalar(self.inner.sql.append_event.clone())
-            .bind(event.event_type.as_str())
-            .bind(event.occurred_at)
-            .bind(event.session_id.as_uuid())
-            .bind(event.user_id.as_str())
-            .bind(event.session_kind.as_str())
-            .bind(event.agent_id.as_ref().map(AgentId::as_str))
-            .bind(event.reason.as_ref().map(RevocationReason::as_str))
-            .bind(event.actor.as_str())
-            .fetch_one(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        let id: String = run!(
+            self,
+            sqlx::query_scalar(self.inner.sql.append_event.clone())
+                .bind(event.event_type.as_str())
+                .bind(event.occurred_at)
+                .bind(event.session_id.as_uuid())
+                .bind(event.user_id.as_str())
+                .bind(event.session_kind.as_str())
+                .bind(event.agent_id.as_ref().map(AgentId::as_str))
+                .bind(event.reason.as_ref().map(RevocationReason::as_str))
+                .bind(event.actor.as_str()),
+            fetch_one
+        )?;
         Ok(EventId::new(id))
     }
 
@@ -310,10 +335,8 @@ impl SessionStore for PostgresStore {
             query.event_type.map(|t| t.as_str()),
             i64::try_from(query.limit).unwrap_or(i64::MAX),
         );
-        let rows: Vec<EventRow> = dynamic_as(sql, binds)?
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        let query = dynamic_as(sql, binds)?;
+        let rows: Vec<EventRow> = run!(self, query, fetch_all)?;
         convert(rows)
     }
 
@@ -323,22 +346,20 @@ impl SessionStore for PostgresStore {
             query.before.as_ref().map(EventId::as_str),
             i64::try_from(query.limit).unwrap_or(i64::MAX),
         );
-        let rows: Vec<EventRow> = dynamic_as(sql, binds)?
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        let query = dynamic_as(sql, binds)?;
+        let rows: Vec<EventRow> = run!(self, query, fetch_all)?;
         convert(rows)
     }
 
     async fn purge(&self, now: OffsetDateTime, retention: Retention) -> Result<Purged, StoreError> {
-        let (sessions, events, _marks): (i64, i64, i64) =
+        let (sessions, events, _marks): (i64, i64, i64) = run!(
+            self,
             sqlx::query_as(self.inner.sql.purge.clone())
                 .bind(now - retention.sessions)
                 .bind(now - retention.events)
-                .bind(now)
-                .fetch_one(&self.inner.pool)
-                .await
-                .map_err(store_error)?;
+                .bind(now),
+            fetch_one
+        )?;
         Ok(Purged {
             sessions: u64::try_from(sessions).unwrap_or(0),
             events: u64::try_from(events).unwrap_or(0),
@@ -346,62 +367,71 @@ impl SessionStore for PostgresStore {
     }
 
     async fn first_use(&self, key: &str, until: OffsetDateTime) -> Result<bool, StoreError> {
-        let first: Option<bool> = sqlx::query_scalar(self.inner.sql.first_use.clone())
-            .bind(key)
-            .bind(until)
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        let first: Option<bool> = run!(
+            self,
+            sqlx::query_scalar(self.inner.sql.first_use.clone())
+                .bind(key)
+                .bind(until),
+            fetch_optional
+        )?;
         Ok(first.is_some())
     }
 
     async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let held: Option<bool> = sqlx::query_scalar(self.inner.sql.try_lease.clone())
-            .bind(name)
-            .bind(holder)
-            .bind(ttl.as_secs_f64())
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        let held: Option<bool> = run!(
+            self,
+            sqlx::query_scalar(self.inner.sql.try_lease.clone())
+                .bind(name)
+                .bind(holder)
+                .bind(ttl.as_secs_f64()),
+            fetch_optional
+        )?;
         Ok(held.is_some())
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        sqlx::query(self.inner.sql.release_lease.clone())
-            .bind(name)
-            .bind(holder)
-            .execute(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        run!(
+            self,
+            sqlx::query(self.inner.sql.release_lease.clone())
+                .bind(name)
+                .bind(holder),
+            execute
+        )?;
         Ok(())
     }
 
     async fn load_cursor(&self, name: &str) -> Result<Option<EventId>, StoreError> {
-        let id: Option<String> = sqlx::query_scalar(self.inner.sql.load_cursor.clone())
-            .bind(name)
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        let id: Option<String> = run!(
+            self,
+            sqlx::query_scalar(self.inner.sql.load_cursor.clone()).bind(name),
+            fetch_optional
+        )?;
         Ok(id.map(EventId::new))
     }
 
     async fn save_cursor(&self, name: &str, cursor: &EventId) -> Result<(), StoreError> {
-        sqlx::query(self.inner.sql.save_cursor.clone())
-            .bind(name)
-            .bind(cursor.as_str())
-            .execute(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
+        run!(
+            self,
+            sqlx::query(self.inner.sql.save_cursor.clone())
+                .bind(name)
+                .bind(cursor.as_str()),
+            execute
+        )?;
         Ok(())
     }
 
     async fn publish(&self, payload: &str) -> Result<(), StoreError> {
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(self.inner.channel.as_str())
-            .bind(payload)
-            .execute(&self.inner.pool);
+        let sent = async {
+            run!(
+                self,
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(self.inner.channel.as_str())
+                    .bind(payload),
+                execute
+            )
+        };
         match tokio::time::timeout(PUBLISH_TIMEOUT, sent).await {
-            Ok(result) => result.map(drop).map_err(store_error),
+            Ok(result) => result.map(drop),
             Err(_) => Err(StoreError::Timeout),
         }
     }

@@ -20,6 +20,10 @@ use crate::{APPLICATION_NAME, SCHEMA};
 /// How long [`PostgresStore::connect`]'s pool waits for a connection (connecting included).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How a statement's transaction starts behind a transaction-mode pooler (which drops the
+/// `default_transaction_isolation` a direct connection is given at startup).
+pub(crate) const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
 /// Broadcast buffer of push messages per receiver; a receiver that lags further is told
 /// it may have missed messages.
 const PUSH_CAPACITY: usize = 4096;
@@ -53,6 +57,10 @@ pub(crate) struct Inner {
     pub channel: String,
     pub sql: Statements,
     pub push: Option<broadcast::Sender<PushMessage>>,
+    /// Behind a transaction-mode pooler: statements unprepared, in explicit transactions.
+    pub pooled: bool,
+    /// A session connection to the server: LISTEN and migrations.
+    direct: PgConnectOptions,
     listening: watch::Receiver<bool>,
     listener_application_name: String,
     listen_separately: bool,
@@ -77,6 +85,7 @@ impl fmt::Debug for PostgresStore {
             .field("pool_idle", &self.inner.pool.num_idle())
             .field("push", &self.inner.push.is_some())
             .field("listen_separately", &self.inner.listen_separately)
+            .field("transaction_pooler", &self.inner.pooled)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +107,7 @@ pub struct PostgresStoreBuilder {
     schema: String,
     channel: Option<String>,
     listen: Option<PgConnectOptions>,
+    pooled: bool,
     timing: Timing,
 }
 
@@ -108,6 +118,7 @@ impl fmt::Debug for PostgresStoreBuilder {
             .field("schema", &self.schema)
             .field("channel", &self.channel())
             .field("listen_separately", &self.listen.is_some())
+            .field("transaction_pooler", &self.pooled)
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +129,7 @@ impl Default for PostgresStoreBuilder {
             schema: SCHEMA.to_owned(),
             channel: None,
             listen: None,
+            pooled: false,
             timing: Timing::default(),
         }
     }
@@ -159,10 +171,11 @@ impl PostgresStoreBuilder {
         Ok(self)
     }
 
-    /// LISTEN through a connection to this URL instead of the pool's (default: the pool's
-    /// connect options). `LISTEN` needs a session connection: behind a pooler in
-    /// transaction mode (PgBouncer's `pool_mode = transaction`), give the pool the
-    /// pooler's URL and this the server's own. See the crate docs.
+    /// LISTEN, and run [`PostgresStore::migrate`], through a connection to this URL instead
+    /// of the pool's (default: the pool's connect options). Both need a session connection
+    /// (`LISTEN` lives as long as the session; the migrator holds a session advisory lock):
+    /// behind a pooler in transaction mode, give the pool the pooler's URL and this the
+    /// server's own. See [`Self::with_transaction_pooler`] and the crate docs.
     ///
     /// # Errors
     ///
@@ -175,6 +188,20 @@ impl PostgresStoreBuilder {
     /// As [`Self::with_listen_url`], with connect options.
     pub fn with_listen_options(mut self, options: PgConnectOptions) -> Self {
         self.listen = Some(options);
+        self
+    }
+
+    /// The pool's URL is a pooler in transaction mode (PgBouncer's
+    /// `pool_mode = transaction`), where consecutive messages of one client may reach
+    /// different server connections (default: off, a direct connection or a session-mode
+    /// pooler). Then each statement runs unprepared (an unnamed statement) inside an
+    /// explicit `BEGIN ISOLATION LEVEL READ COMMITTED … COMMIT`, so that its parse and its
+    /// execution reach the same server connection and no prepared statement is left on
+    /// one: two more round trips to the pooler per call. The connections are not given the
+    /// `options` startup parameter (poolers refuse it). Pair it with
+    /// [`Self::with_listen_url`].
+    pub fn with_transaction_pooler(mut self) -> Self {
+        self.pooled = true;
         self
     }
 
@@ -216,7 +243,10 @@ impl PostgresStoreBuilder {
         if options.get_application_name().is_none() {
             options = options.application_name(APPLICATION_NAME);
         }
-        options = options.options([("default_transaction_isolation", "read committed")]);
+        if !self.pooled {
+            // Behind a pooler, each transaction says so instead (`BEGIN`).
+            options = options.options([("default_transaction_isolation", "read committed")]);
+        }
         let pool = PostgresStore::pool_options()
             .connect_with(options)
             .await
@@ -231,16 +261,16 @@ impl PostgresStoreBuilder {
         let instance = Uuid::new_v4().simple().to_string();
         let listener_application_name = format!("{APPLICATION_NAME}-listener-{}", &instance[..12]);
         let listen_separately = self.listen.is_some();
+        let direct = self
+            .listen
+            .unwrap_or_else(|| (*pool.connect_options()).clone());
         let mut tasks = Vec::new();
         let mut push = None;
         let (listening_tx, listening) = watch::channel(false);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (tx, _) = broadcast::channel(PUSH_CAPACITY);
             let heartbeat_channel = format!("srhb_{instance}");
-            let options = self
-                .listen
-                .unwrap_or_else(|| (*pool.connect_options()).clone())
-                .application_name(&listener_application_name);
+            let options = direct.clone().application_name(&listener_application_name);
             let listener = notify::Listener {
                 options,
                 channel: channel.clone(),
@@ -254,6 +284,7 @@ impl PostgresStoreBuilder {
                 runtime
                     .spawn(notify::heartbeat(
                         pool.clone(),
+                        self.pooled,
                         heartbeat_channel,
                         self.timing,
                     ))
@@ -272,6 +303,8 @@ impl PostgresStoreBuilder {
                 schema: self.schema,
                 channel,
                 push,
+                pooled: self.pooled,
+                direct,
                 listening,
                 listener_application_name,
                 listen_separately,
@@ -340,6 +373,9 @@ impl PostgresStore {
     /// while it works. Its bookkeeping is `SCHEMA._sqlx_migrations`, so it does not mix
     /// with the application's own sqlx migrations.
     ///
+    /// It runs on a connection of its own, to the listen URL when one is set
+    /// ([`PostgresStoreBuilder::with_listen_url`]).
+    ///
     /// Then it fills the IP key of live sessions written before the v2 schema (so that a
     /// network filter finds them too): a no-op once done.
     ///
@@ -375,17 +411,19 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(self.inner.pool.options().get_acquire_timeout())
-            .connect_with((*self.inner.pool.connect_options()).clone())
+            .connect_with(self.inner.direct.clone())
             .await
             .map_err(crate::ops::store_error)?;
-        let result = migrator.run(&pool).await;
+        let result = match migrator.run(&pool).await {
+            Ok(()) => self.fill_ip_keys(&pool).await,
+            Err(e) => Err(StoreError::backend(e)),
+        };
         pool.close().await;
-        result.map_err(StoreError::backend)?;
-        self.fill_ip_keys().await
+        result
     }
 
     /// Sets `ip_key` on live sessions that have an IP and no key (written before v2).
-    async fn fill_ip_keys(&self) -> Result<(), StoreError> {
+    async fn fill_ip_keys(&self, pool: &PgPool) -> Result<(), StoreError> {
         let select = AssertSqlSafe(render(
             "SELECT id, ip FROM session_revocation.sessions
               WHERE ip IS NOT NULL AND ip_key IS NULL AND revoked_at IS NULL
@@ -404,7 +442,7 @@ impl PostgresStore {
         loop {
             let rows: Vec<(Uuid, String)> = sqlx::query_as(select.clone())
                 .bind(after)
-                .fetch_all(&self.inner.pool)
+                .fetch_all(pool)
                 .await
                 .map_err(crate::ops::store_error)?;
             let Some(last) = rows.last() else {
@@ -418,7 +456,7 @@ impl PostgresStore {
             sqlx::query(update.clone())
                 .bind(ids)
                 .bind(keys)
-                .execute(&self.inner.pool)
+                .execute(pool)
                 .await
                 .map_err(crate::ops::store_error)?;
         }
