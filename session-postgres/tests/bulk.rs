@@ -1,4 +1,5 @@
-//! A revoke-all over 10 000 sessions of one user: one statement, all records back. A file
+//! A revoke-all over 10 000 sessions of one user: one statement, all sessions and their
+//! events back. A file
 //! of its own, so that the statement counter (a thread-local tracing subscriber) sees only
 //! this test.
 
@@ -8,11 +9,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use session_core::store::{Created, RevokeMany, RevokeScope};
+use session_core::events::AuditQuery;
+use session_core::store::{Change, Created, NewSession, RevokeMany, RevokeScope};
 use session_core::testing::suite::{fresh_user, now_ms, record};
-use session_core::{Principal, RevocationReason, SessionStore};
+use session_core::{Actor, Principal, RevocationReason, SessionRecord, SessionStore};
 
 const DAY: Duration = Duration::from_secs(86_400);
+
+fn new_session(record: &SessionRecord, epoch: u64) -> NewSession<'_> {
+    NewSession {
+        record,
+        expected_epoch: Some(epoch),
+        granted_by: None,
+        max_user_sessions: None,
+        actor: Actor::User,
+    }
+}
+
+fn change(reason: &RevocationReason, at: time::OffsetDateTime) -> Change<'_> {
+    Change {
+        reason,
+        actor: Actor::Admin,
+        at,
+    }
+}
 
 /// Counts sqlx's per-statement log events, but the store's heartbeat (`pg_notify`, sent
 /// from a task on this same thread every few seconds).
@@ -66,7 +86,7 @@ fn revoke_all_of_ten_thousand_sessions_is_one_statement() {
         let now = now_ms();
         // 10 000 sessions through the store (16 logins at a time).
         let started = Instant::now();
-        let epoch = store.user_epoch(&user).await.unwrap();
+        let epoch = store.user_state(&user).await.unwrap().epoch;
         let records: Vec<_> = (0..10_000)
             .map(|i| {
                 let principal = if i % 10 == 0 {
@@ -80,9 +100,9 @@ fn revoke_all_of_ten_thousand_sessions_is_one_statement() {
             })
             .collect();
         for chunk in records.chunks(16) {
-            let creates = chunk.iter().map(|rec| store.create(rec, epoch));
+            let creates = chunk.iter().map(|rec| store.create(new_session(rec, epoch)));
             for created in futures_join_all(creates).await {
-                assert_eq!(created.unwrap(), Created::Created);
+                assert!(matches!(created.unwrap(), Created::Created { .. }));
             }
         }
         println!("created 10 000 sessions in {:?}", started.elapsed());
@@ -94,8 +114,8 @@ fn revoke_all_of_ten_thousand_sessions_is_one_statement() {
                 user_id: &nobody,
                 scope: &RevokeScope::All,
                 except: None,
-                reason: &RevocationReason::PasswordReset,
-                at: now,
+                change: change(&RevocationReason::PasswordReset, now),
+                disable_user: false,
             })
             .await
             .unwrap();
@@ -106,8 +126,8 @@ fn revoke_all_of_ten_thousand_sessions_is_one_statement() {
                 user_id: &user,
                 scope: &RevokeScope::All,
                 except: Some(records[1].id),
-                reason: &RevocationReason::PasswordReset,
-                at: now,
+                change: change(&RevocationReason::PasswordReset, now),
+                disable_user: false,
             })
             .await
             .unwrap();
@@ -119,13 +139,31 @@ fn revoke_all_of_ten_thousand_sessions_is_one_statement() {
         );
         assert_eq!(revoked.len(), 9_999);
         assert_eq!(ran, 1, "one statement");
-        assert!(revoked.iter().all(|r| r.is_revoked() && r.id != records[1].id));
-        let left = store.list_active(&user, now).await.unwrap();
+        assert!(revoked.iter().all(|r| r.id != records[1].id));
+        let events = store
+            .audit(&AuditQuery {
+                user_id: user.clone(),
+                before: None,
+                limit: 100_000,
+            })
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 10_000 + 9_999, "created and revoked events");
+        let mut logged: Vec<_> = events
+            .iter()
+            .filter(|e| e.reason == Some(RevocationReason::PasswordReset))
+            .map(|e| e.id.clone())
+            .collect();
+        let mut returned: Vec<_> = revoked.iter().map(|r| r.event_id.clone()).collect();
+        logged.sort();
+        returned.sort();
+        assert_eq!(logged, returned, "each revoked session has its event");
+        let left = store.list_active(&user, now, 100).await.unwrap();
         assert_eq!(left.len(), 1);
 
         // And the whole 10 000 in one go, with the user-sessions scope.
         let user2 = fresh_user("bulk2");
-        let epoch2 = store.user_epoch(&user2).await.unwrap();
+        let epoch2 = store.user_state(&user2).await.unwrap().epoch;
         let records2: Vec<_> = (0..10_000)
             .map(|_| {
                 record(
@@ -139,9 +177,9 @@ fn revoke_all_of_ten_thousand_sessions_is_one_statement() {
             })
             .collect();
         for chunk in records2.chunks(16) {
-            for created in futures_join_all(chunk.iter().map(|rec| store.create(rec, epoch2))).await
+            for created in futures_join_all(chunk.iter().map(|rec| store.create(new_session(rec, epoch2)))).await
             {
-                assert_eq!(created.unwrap(), Created::Created);
+                assert!(matches!(created.unwrap(), Created::Created { .. }));
             }
         }
         let before = statements.load(Ordering::Relaxed);
@@ -151,8 +189,8 @@ fn revoke_all_of_ten_thousand_sessions_is_one_statement() {
                 user_id: &user2,
                 scope: &RevokeScope::UserSessions,
                 except: None,
-                reason: &RevocationReason::AdminRevoked,
-                at: now,
+                change: change(&RevocationReason::AdminRevoked, now),
+                disable_user: false,
             })
             .await
             .unwrap();
@@ -166,11 +204,15 @@ fn revoke_all_of_ten_thousand_sessions_is_one_statement() {
         assert!(ran <= 2, "one statement (plus its prepare on a cold connection)");
 
         // Leave the shared database as small as we found it.
-        sqlx::query("DELETE FROM session_revocation.sessions WHERE user_id = ANY($1)")
+        for table in ["sessions", "events"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM session_revocation.{table} WHERE user_id = ANY($1)"
+            )))
             .bind(vec![user.to_string(), user2.to_string()])
             .execute(store.pool())
             .await
             .unwrap();
+        }
     });
 }
 

@@ -1,70 +1,65 @@
-//! Push invalidation over LISTEN/NOTIFY between two stores on one database.
+//! Push over LISTEN/NOTIFY between stores on one database: payloads as sent, reconnects
+//! announced, a revocation reaching another node's cache. Each test has a schema (and so a
+//! channel) of its own.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{drain, next, wait_resync};
-use session_core::store::Invalidation;
+use common::{drain, next, wait_payload, wait_reconnected};
+use session_core::store::PushMessage;
 use session_core::{
-    Actor, ClientInfo, Denial, KeySet, Principal, RevocationReason, SessionConfig, SessionId,
-    SessionManager, SessionStore,
+    Actor, ClientInfo, Denial, KeySet, Principal, RevocationReason, SessionConfig, SessionManager,
+    SessionStore,
 };
 use sqlx::PgPool;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// Expects exactly these `Revoked` ids next (resyncs in between are tolerated).
-async fn expect_revoked(
-    rx: &mut tokio::sync::broadcast::Receiver<Invalidation>,
-    ids: &[SessionId],
-) {
-    let mut got = Vec::new();
-    while got.len() < ids.len() {
-        match next(rx, DEADLINE).await {
-            Invalidation::Revoked(id) if ids.contains(&id) => got.push(id),
-            // Other tests publish on the same channel; resyncs are allowed.
-            Invalidation::Revoked(_) | Invalidation::Resync => {}
-        }
-    }
-    assert_eq!(got, ids);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publish_reaches_the_other_store() {
-    let Some(a) = common::store().await else {
+async fn publish_reaches_the_other_store_as_sent() {
+    let Some(url) = common::database_url() else {
         return;
     };
-    let Some(b) = common::store().await else {
-        return;
-    };
-    let mut rx = b.invalidations().expect("push");
-    assert!(b.wait_listening(DEADLINE).await);
+    let schema = common::fresh_schema("push");
+    let a = common::store_in(&url, &schema).await;
+    let b = common::store_in(&url, &schema).await;
+    assert_eq!(a.channel(), format!("{schema}_revocations"));
+    let mut rx = b.push_messages().expect("push");
+    let mut own = a.push_messages().expect("push");
+    assert!(b.wait_listening(DEADLINE).await && a.wait_listening(DEADLINE).await);
     drain(&mut rx);
-    let ids: Vec<SessionId> = (0..3).map(|_| SessionId::random()).collect();
+    drain(&mut own);
     let started = Instant::now();
-    a.publish(&ids).await.unwrap();
-    expect_revoked(&mut rx, &ids).await;
+    a.publish("hello \"world\" ü").await.unwrap();
+    assert_eq!(
+        next(&mut rx, DEADLINE).await,
+        PushMessage::Payload(Arc::from("hello \"world\" ü"))
+    );
     println!(
-        "publish → Revoked on the other store: {:?}",
+        "publish → payload on the other store: {:?}",
         started.elapsed()
     );
+    // Our own messages come back too.
+    wait_payload(&mut own, "hello \"world\" ü", DEADLINE).await;
 
-    // A long list goes out in several notifications, in order, without a resync.
-    let many: Vec<SessionId> = (0..1000).map(|_| SessionId::random()).collect();
-    a.publish(&many).await.unwrap();
-    let mut got = Vec::new();
-    while got.len() < many.len() {
+    // Up to the limit goes through, in order; beyond PostgreSQL's is an error.
+    let big = "x".repeat(a.push_limit());
+    for i in 0..3 {
+        a.publish(&format!("{i}{}", &big[1..])).await.unwrap();
+    }
+    for i in 0..3 {
         match next(&mut rx, DEADLINE).await {
-            Invalidation::Revoked(id) if many.contains(&id) => got.push(id),
-            Invalidation::Revoked(_) => {} // another test's
-            Invalidation::Resync => panic!("no gap expected"),
+            PushMessage::Payload(p) => {
+                assert_eq!(p.len(), a.push_limit());
+                assert!(p.starts_with(&i.to_string()));
+            }
+            other => panic!("{other:?}"),
         }
     }
-    assert_eq!(got, many);
-    // Empty publications send nothing.
-    a.publish(&[]).await.unwrap();
+    assert!(a.publish(&"x".repeat(8000)).await.is_err());
+    common::drop_schema(&url, &schema).await;
 }
 
 async fn terminate(admin: &PgPool, application_name: &str) -> usize {
@@ -81,16 +76,14 @@ async fn terminate(admin: &PgPool, application_name: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listener_survives_pg_terminate_backend() {
-    let Some(a) = common::store().await else {
+    let Some(url) = common::database_url() else {
         return;
     };
-    let Some(b) = common::store().await else {
-        return;
-    };
-    let admin = PgPool::connect(&common::database_url().unwrap())
-        .await
-        .unwrap();
-    let mut rx = b.invalidations().expect("push");
+    let schema = common::fresh_schema("kill");
+    let a = common::store_in(&url, &schema).await;
+    let b = common::store_in(&url, &schema).await;
+    let admin = PgPool::connect(&url).await.unwrap();
+    let mut rx = b.push_messages().expect("push");
     assert!(b.wait_listening(DEADLINE).await);
     drain(&mut rx);
     for round in 0..3 {
@@ -100,31 +93,34 @@ async fn listener_survives_pg_terminate_backend() {
             "b's listener backend, round {round}"
         );
         let started = Instant::now();
-        assert_eq!(next(&mut rx, DEADLINE).await, Invalidation::Resync);
+        assert_eq!(next(&mut rx, DEADLINE).await, PushMessage::Reconnected);
         println!(
-            "round {round}: resync {:?} after the kill",
+            "round {round}: Reconnected {:?} after the kill",
             started.elapsed()
         );
-        let id = SessionId::random();
-        a.publish(&[id]).await.unwrap();
-        expect_revoked(&mut rx, &[id]).await;
+        // Listening again: a publication arrives.
+        assert!(b.wait_listening(DEADLINE).await);
+        let payload = format!("after kill {round}");
+        a.publish(&payload).await.unwrap();
+        wait_payload(&mut rx, &payload, DEADLINE).await;
     }
+    common::drop_schema(&url, &schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_on_one_node_reaches_the_other_nodes_cache() {
-    let Some(a) = common::store().await else {
+    let Some(url) = common::database_url() else {
         return;
     };
-    let Some(b) = common::store().await else {
-        return;
-    };
+    let schema = common::fresh_schema("nodes");
+    let a = common::store_in(&url, &schema).await;
+    let b = common::store_in(&url, &schema).await;
     // A staleness bound of an hour: only the push can make node B notice in time.
     let config = SessionConfig::default().with_cache_ttl(Duration::from_secs(3600));
     let keys = KeySet::new([[9u8; 32]]).unwrap();
-    let node_a = SessionManager::new(Arc::new(a), keys.clone(), config.clone());
+    let node_a = SessionManager::new(Arc::new(a), keys.clone(), config.clone()).unwrap();
     assert!(b.wait_listening(DEADLINE).await);
-    let node_b = SessionManager::new(Arc::new(b), keys, config);
+    let node_b = SessionManager::new(Arc::new(b), keys, config).unwrap();
 
     let user = format!("push-{}", uuid::Uuid::new_v4().simple());
     let issued = node_a
@@ -155,13 +151,14 @@ async fn revocation_on_one_node_reaches_the_other_nodes_cache() {
         }
     }
     println!("revoked on A → refused on B after {:?}", started.elapsed());
+    common::drop_schema(&url, &schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listener_rebuilds_after_silence() {
     // A heartbeat every 100 ms and a 3 s silence bound; cutting the heartbeat off (by
-    // closing the pool it is sent through) must make the listener give up on its connection,
-    // rebuild it and resync.
+    // closing the pool it is sent through) must make the listener give up on its
+    // connection, rebuild it and say so.
     let Some(url) = common::database_url() else {
         return;
     };
@@ -169,19 +166,22 @@ async fn listener_rebuilds_after_silence() {
         .connect(&url)
         .await
         .expect("connect");
-    let store = session_postgres::__private::with_listener_timing(
-        pool.clone(),
-        Duration::from_millis(100),
-        Duration::from_secs(3),
-    );
-    let mut rx = store.invalidations().unwrap();
+    let store = session_postgres::PostgresStore::builder()
+        .with_schema(&common::fresh_schema("silence"))
+        .unwrap()
+        .__with_listener_timing(Duration::from_millis(100), Duration::from_secs(3))
+        .build(pool.clone());
+    let mut rx = store.push_messages().unwrap();
     assert!(store.wait_listening(DEADLINE).await);
     drain(&mut rx);
-    // Heartbeats flow: no resync for a while (other tests' revocations may come).
-    let quiet = tokio::time::timeout(Duration::from_secs(2), wait_resync(&mut rx, DEADLINE));
-    assert!(quiet.await.is_err(), "a healthy listener does not resync");
+    // Heartbeats flow: no reconnect for a while.
+    let quiet = tokio::time::timeout(Duration::from_secs(2), wait_reconnected(&mut rx, DEADLINE));
+    assert!(
+        quiet.await.is_err(),
+        "a healthy listener does not reconnect"
+    );
     pool.close().await; // no more heartbeats
     let started = Instant::now();
-    wait_resync(&mut rx, DEADLINE).await;
+    wait_reconnected(&mut rx, DEADLINE).await;
     println!("silent listener rebuilt after {:?}", started.elapsed());
 }

@@ -1,14 +1,14 @@
-//! Races and scale: logins racing a revoke-all, a revoke-all of 10 000 sessions, migrations
-//! from many nodes at once, and a server that does not answer.
+//! Races: logins racing a revoke-all, logins racing each other under the cap, migrations
+//! from many nodes at once (and into another schema), and a server that does not answer.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use session_core::store::{Created, RevokeMany, RevokeScope};
+use session_core::store::{Change, Created, NewSession, RevokeMany, RevokeScope};
 use session_core::testing::suite::{fresh_user, now_ms, record};
-use session_core::{Principal, RevocationReason, SessionStore, StoreError};
+use session_core::{Actor, Principal, RevocationReason, SessionStore, StoreError};
 use session_postgres::PostgresStore;
 use sqlx::PgPool;
 
@@ -24,33 +24,46 @@ async fn logins_racing_revoke_all_never_survive() {
     let store = Arc::new(store);
     for round in 0..20 {
         let user = fresh_user("race");
-        let epoch = store.user_epoch(&user).await.unwrap();
+        let epoch = store.user_state(&user).await.unwrap().epoch;
         let mut logins = Vec::new();
         for _ in 0..16 {
             let store = store.clone();
             let user = user.clone();
             logins.push(tokio::spawn(async move {
                 let (rec, _) = record(Principal::User { user_id: user }, now_ms(), DAY);
-                let created = store.create(&rec, epoch).await.unwrap();
+                let created = store
+                    .create(NewSession {
+                        record: &rec,
+                        expected_epoch: Some(epoch),
+                        granted_by: None,
+                        max_user_sessions: None,
+                        actor: Actor::User,
+                    })
+                    .await
+                    .unwrap();
                 (rec.id, created)
             }));
         }
         // Let some logins land first.
         tokio::time::sleep(Duration::from_micros(300 * (round % 5))).await;
-        store
+        let revoked = store
             .revoke_many(RevokeMany {
                 user_id: &user,
                 scope: &RevokeScope::All,
                 except: None,
-                reason: &RevocationReason::PasswordReset,
-                at: now_ms(),
+                change: Change {
+                    reason: &RevocationReason::PasswordReset,
+                    actor: Actor::User,
+                    at: now_ms(),
+                },
+                disable_user: false,
             })
             .await
             .unwrap();
         let mut created = 0;
         for login in logins {
             let (id, outcome) = login.await.unwrap();
-            if outcome == Created::Created {
+            if matches!(outcome, Created::Created { .. }) {
                 created += 1;
                 let rec = store.load(id).await.unwrap().expect("created");
                 assert!(
@@ -58,13 +71,64 @@ async fn logins_racing_revoke_all_never_survive() {
                     "round {round}: a login survived revoke-all"
                 );
             } else {
+                assert_eq!(outcome, Created::EpochMoved);
                 assert_eq!(store.load(id).await.unwrap(), None);
             }
         }
-        assert!(store.list_active(&user, now_ms()).await.unwrap().is_empty());
-        assert_eq!(store.user_epoch(&user).await.unwrap(), epoch + 1);
+        assert_eq!(
+            revoked.len(),
+            created,
+            "each landed login revoked, with its event"
+        );
+        assert!(
+            store
+                .list_active(&user, now_ms(), 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.user_state(&user).await.unwrap().epoch, epoch + 1);
         println!("round {round}: {created}/16 logins landed before the revoke-all");
     }
+}
+
+/// Logins of one user racing each other never leave more live sessions than the cap:
+/// create locks the user's row, so each sees the others' sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_logins_stay_within_the_cap() {
+    let Some(store) = common::store().await else {
+        return;
+    };
+    let store = Arc::new(store);
+    let user = fresh_user("cap-race");
+    let mut logins = Vec::new();
+    for _ in 0..24 {
+        let (store, user) = (store.clone(), user.clone());
+        logins.push(tokio::spawn(async move {
+            let (rec, _) = record(Principal::user(user), now_ms(), DAY);
+            let created = store
+                .create(NewSession {
+                    record: &rec,
+                    expected_epoch: None,
+                    granted_by: None,
+                    max_user_sessions: Some(3),
+                    actor: Actor::User,
+                })
+                .await
+                .unwrap();
+            match created {
+                Created::Created { evicted, .. } => evicted.len(),
+                other => panic!("{other:?}"),
+            }
+        }));
+    }
+    let mut evicted = 0;
+    for login in logins {
+        evicted += login.await.unwrap();
+    }
+    let live = store.list_active(&user, now_ms(), 100).await.unwrap();
+    assert_eq!(live.len(), 3);
+    assert_eq!(evicted, 21, "every session beyond the cap was evicted once");
 }
 
 /// Eight nodes migrating a fresh database at once: one applies, the rest wait on the
@@ -122,7 +186,7 @@ async fn concurrent_migrations_on_a_fresh_database() {
     .await
     .unwrap();
     let (applied, app_table) = result;
-    assert_eq!(applied, 1, "each migration applied once");
+    assert_eq!(applied, 2, "each migration applied once");
     assert_eq!(
         app_table, None,
         "the application's _sqlx_migrations is left alone"

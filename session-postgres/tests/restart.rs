@@ -14,8 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{drain, next};
-use session_core::store::Invalidation;
-use session_core::{SessionId, SessionStore};
+use session_core::SessionStore;
+use session_core::store::PushMessage;
 
 fn run(var: &str) {
     let cmd = std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set"));
@@ -29,14 +29,14 @@ async fn listener_survives_a_server_restart() {
     let url = std::env::var("RESTART_DATABASE_URL").expect("RESTART_DATABASE_URL");
     let a = common::connect(&url).await;
     let b = common::connect(&url).await;
-    let mut rx = b.invalidations().unwrap();
+    let mut rx = b.push_messages().unwrap();
     assert!(b.wait_listening(Duration::from_secs(10)).await);
     drain(&mut rx);
 
     run("RESTART_STOP_CMD");
     let down = Instant::now();
     // While the server is down, publishing fails (quickly) and the listener is down.
-    let err = a.publish(&[SessionId::random()]).await.unwrap_err();
+    let err = a.publish("while down").await.unwrap_err();
     println!("publish with the server down: {err}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!b.is_listening(), "the listener noticed");
@@ -44,16 +44,23 @@ async fn listener_survives_a_server_restart() {
     let up = Instant::now();
     println!("server down for {:?}", up - down);
 
-    // Back: a resync first (messages may have been missed), then deliveries again.
-    let mut resynced = false;
-    while !resynced {
-        resynced = next(&mut rx, Duration::from_secs(30)).await == Invalidation::Resync;
+    // Back: Reconnected first (messages may have been missed), then deliveries again.
+    let mut reconnected = false;
+    while !reconnected {
+        reconnected = next(&mut rx, Duration::from_secs(30)).await == PushMessage::Reconnected;
     }
-    println!("resync {:?} after the server came back", up.elapsed());
-    let id = SessionId::random();
-    a.publish(&[id]).await.expect("publish after the restart");
+    println!("reconnected {:?} after the server came back", up.elapsed());
+    assert!(b.wait_listening(Duration::from_secs(10)).await);
+    // The pool may still hold connections from before the restart: retry the publish.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(e) = a.publish("after the restart").await {
+        assert!(Instant::now() < deadline, "publish after the restart: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     loop {
-        if next(&mut rx, Duration::from_secs(10)).await == Invalidation::Revoked(id) {
+        if let PushMessage::Payload(p) = next(&mut rx, Duration::from_secs(10)).await
+            && &*p == "after the restart"
+        {
             break;
         }
     }

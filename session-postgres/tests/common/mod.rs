@@ -1,11 +1,13 @@
-//! Shared set-up: the database from `DATABASE_URL`, or a skip.
+//! Shared set-up: the database from `DATABASE_URL`, or a skip; stores in schemas of their
+//! own; the push channel.
 
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::time::Duration;
 
-use session_core::store::Invalidation;
+use session_core::store::PushMessage;
 use session_postgres::PostgresStore;
+use sqlx::PgPool;
 use tokio::sync::broadcast;
 
 /// `DATABASE_URL`, or `None` after saying the tests are skipped.
@@ -19,8 +21,8 @@ pub fn database_url() -> Option<String> {
     }
 }
 
-/// A migrated store on `DATABASE_URL`; `None` (skip) when it is not set. Panics when it is
-/// set and the server does not answer.
+/// A migrated store on `DATABASE_URL` (default schema); `None` (skip) when it is not set.
+/// Panics when it is set and the server does not answer.
 pub async fn store() -> Option<PostgresStore> {
     let url = database_url()?;
     Some(connect(&url).await)
@@ -35,27 +37,76 @@ pub async fn connect(url: &str) -> PostgresStore {
     store
 }
 
-/// The next invalidation within `deadline`; panics on timeout or a closed channel.
-pub async fn next(rx: &mut broadcast::Receiver<Invalidation>, deadline: Duration) -> Invalidation {
+/// A fresh schema name for one test (`t_PREFIX_` and 12 hex digits).
+pub fn fresh_schema(prefix: &str) -> String {
+    format!(
+        "t_{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// A migrated store on `DATABASE_URL` in `schema` (its channel follows it).
+pub async fn store_in(url: &str, schema: &str) -> PostgresStore {
+    let store = PostgresStore::builder()
+        .with_schema(schema)
+        .unwrap()
+        .connect(url)
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrations run");
+    store
+}
+
+/// Drops a test's schema and everything in it.
+pub async fn drop_schema(url: &str, schema: &str) {
+    let pool = PgPool::connect(url).await.expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(&pool)
+    .await
+    .expect("drop schema");
+    pool.close().await;
+}
+
+/// The next push message within `deadline`; panics on timeout or a closed channel.
+pub async fn next(rx: &mut broadcast::Receiver<PushMessage>, deadline: Duration) -> PushMessage {
     match tokio::time::timeout(deadline, rx.recv()).await {
         Ok(Ok(msg)) => msg,
-        Ok(Err(e)) => panic!("invalidation channel: {e}"),
-        Err(_) => panic!("no invalidation within {deadline:?}"),
+        Ok(Err(e)) => panic!("push channel: {e}"),
+        Err(_) => panic!("no push message within {deadline:?}"),
     }
 }
 
-/// Waits for a `Resync` (the listener is listening), skipping anything else.
-pub async fn wait_resync(rx: &mut broadcast::Receiver<Invalidation>, deadline: Duration) {
+/// Waits for `Reconnected`, skipping anything else.
+pub async fn wait_reconnected(rx: &mut broadcast::Receiver<PushMessage>, deadline: Duration) {
     let until = tokio::time::Instant::now() + deadline;
     loop {
         let left = until.saturating_duration_since(tokio::time::Instant::now());
-        if next(rx, left).await == Invalidation::Resync {
+        if next(rx, left).await == PushMessage::Reconnected {
             return;
         }
     }
 }
 
-/// Drops whatever is queued (the initial resync, say).
-pub fn drain(rx: &mut broadcast::Receiver<Invalidation>) {
+/// Waits for this payload, skipping anything else (other tests' payloads, reconnects).
+pub async fn wait_payload(
+    rx: &mut broadcast::Receiver<PushMessage>,
+    payload: &str,
+    deadline: Duration,
+) {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if let PushMessage::Payload(p) = next(rx, left).await
+            && &*p == payload
+        {
+            return;
+        }
+    }
+}
+
+/// Drops whatever is queued.
+pub fn drain(rx: &mut broadcast::Receiver<PushMessage>) {
     while rx.try_recv().is_ok() {}
 }
