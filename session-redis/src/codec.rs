@@ -5,7 +5,7 @@ use redis::Value;
 use session_core::StoreError;
 use session_core::events::{EventId, EventType, SessionEvent};
 use session_core::model::{
-    Actor, AgentId, RevocationReason, SessionId, SessionKind, SessionRecord, UserId,
+    Actor, AgentId, Principal, RevocationReason, SessionId, SessionKind, SessionRecord, UserId,
 };
 use session_core::store::RevokedSession;
 
@@ -93,22 +93,31 @@ pub(crate) fn array(value: Value) -> Result<Vec<Value>, StoreError> {
     }
 }
 
-/// The sessions a script revoked: `id, event id, record JSON` for each.
+/// The sessions a script revoked: `id, event id, user, agent, agent name, expiry (Unix
+/// ns)` for each (agent and name nil for a user session).
 pub(crate) fn revoked(items: Vec<Value>) -> Result<Vec<RevokedSession>, StoreError> {
-    if !items.len().is_multiple_of(3) {
-        return Err(corrupt("a revocation reply is not in threes"));
+    if !items.len().is_multiple_of(6) {
+        return Err(corrupt("a revocation reply is not in sixes"));
     }
-    let mut out = Vec::with_capacity(items.len() / 3);
-    let mut items = items.into_iter();
-    while let (Some(id), Some(event), Some(json)) = (items.next(), items.next(), items.next()) {
-        let record: SessionRecord = serde_json::from_str(&string(json)?)
-            .map_err(|e| corrupt(format!("record JSON: {e}")))?;
-        let id = session_id(&string(id)?)?;
+    let mut out = Vec::with_capacity(items.len() / 6);
+    let mut items = items.into_iter().map(opt_string);
+    while let Some(id) = items.next() {
+        let mut next = || items.next().transpose().map(Option::flatten);
+        let (event, user, agent, name, expires) = (next()?, next()?, next()?, next()?, next()?);
+        let missing = || corrupt("a revocation reply with a hole");
+        let user = UserId::from(user.ok_or_else(missing)?);
         out.push(RevokedSession {
-            id,
-            principal: record.principal,
-            expires_at: record.expires_at,
-            event_id: EventId::new(string(event)?),
+            id: session_id(&id?.ok_or_else(missing)?)?,
+            principal: match agent {
+                Some(agent) => Principal::Agent {
+                    user_id: user,
+                    agent_id: AgentId::from(agent),
+                    agent_name: name.unwrap_or_default(),
+                },
+                None => Principal::User { user_id: user },
+            },
+            expires_at: from_nanos(&expires.ok_or_else(missing)?)?,
+            event_id: EventId::new(event.ok_or_else(missing)?),
         });
     }
     Ok(out)

@@ -42,11 +42,11 @@
 //!
 //! | key (`T` = `{PREFIXN}`) | type | holds |
 //! | --- | --- | --- |
-//! | `T:s:ID` | hash | the session: `rec` (its JSON as created), and the fields the scripts compare or change: `u` user, `ag` agent, `cr`/`ex` created and expires (Unix µs), `ep` epoch, `ls`/`lns` last activity, `rv`/`rr` revocation (Unix ns, reason), `ua`, `ipk` ([`ip_key`](session_core::store::ip_key)), `iss`/`isub`/`isid` (identity provider), `xr` (expiry logged), `ce` (its `session.created` event) |
+//! | `T:s:ID` | hash | the session: `rec` (its JSON as created), and the fields the scripts compare, change or return: `u` user, `ag`/`an` agent id and name, `cr`/`ex` created and expires (Unix µs), `exn` expires (Unix ns), `ep` epoch, `ls`/`lns` last activity, `rv`/`rr` revocation (Unix ns, reason), `ua`, `ipk` ([`ip_key`](session_core::store::ip_key)), `iss`/`isub`/`isid` (identity provider), `xr` (expiry logged), `ce` (its `session.created` event) |
 //! | `T:u:USER` | sorted set | the user's unrevoked session ids, by creation time |
 //! | `T:m:USER` | hash | the user's epoch (`ep`) and disabled mark (`dis`) |
 //! | `T:a:USER` | sorted set | the user's event ids (by id): the audit index |
-//! | `T:act` | sorted set | the shard's unrevoked session ids, by expiry: what `revoke_matching` scans |
+//! | `T:act` | sorted set | the shard's unrevoked sessions as `EXPIRY:ID` (expiry in Unix µs, 16 digits), sorted as text, by expiry: what `revoke_matching` scans |
 //! | `T:end` | sorted set | the shard's revoked session ids, by end of life: what the purge deletes |
 //! | `T:users` | set | the users of the shard with an audit index (for the purge) |
 //! | `T:log` | stream | the shard's events |
@@ -62,6 +62,14 @@
 //!
 //! - Operations across all users (`revoke_matching`, the purge, reading the event log)
 //!   run one script per shard instead of one; `events` runs two per shard.
+//! - No script blocks Redis long whatever the deployment's size: `revoke_matching` looks at
+//!   most at 2 000 sessions and revokes at most 250 per script, going on from where the
+//!   last one stopped (the active set is sorted as text, so a scan resumes after any
+//!   member); a purge script deletes at most 1 000 records. A shard of up to 2 000 active
+//!   sessions takes one script. What stays unbounded is a user's own sessions: a
+//!   revoke-all is one script over the user's sessions (at most the cap, plus their
+//!   agents), since it must move the epoch in the same operation.
+//!   `examples/measure.rs` measures all of it.
 //! - Events are kept per shard, so a log page merges the shards' streams (see below).
 //! - The keys are not those of earlier versions of this crate: sessions stored before the
 //!   upgrade are not found (their users sign in again).

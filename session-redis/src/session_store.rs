@@ -22,6 +22,11 @@ use crate::layout::{Shard, ShardKeys, micros, millis, millis_ceil, nanos};
 use crate::scripts::SCRIPTS;
 use crate::store::{RedisStore, Retry};
 
+/// The most sessions one `revoke_matching` script looks at, and the most it revokes: past
+/// either, it stops and the next script of the shard goes on (bounding how long one
+/// script blocks Redis, whatever the shard's size).
+const MATCH_SCAN: usize = 2_000;
+const MATCH_REVOKE: usize = 250;
 /// Records deleted per purge script.
 const PURGE_BATCH: usize = 1_000;
 /// Users whose audit index a purge script trims (`SSCAN COUNT`).
@@ -41,7 +46,8 @@ impl RedisStore {
         )
     }
 
-    /// `revoke_matching` on one shard.
+    /// `revoke_matching` on one shard: one script, or more for a shard larger than one
+    /// script's budget.
     async fn revoke_matching_in(
         &self,
         keys: ShardKeys,
@@ -49,6 +55,30 @@ impl RedisStore {
         change: &Change<'_>,
         dry_run: bool,
     ) -> Result<(u64, Vec<RevokedSession>), StoreError> {
+        let mut matched = 0;
+        let mut revoked = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (m, r, next) = self
+                .revoke_matching_step(&keys, filter, change, dry_run, cursor.as_deref())
+                .await?;
+            matched += m;
+            revoked.extend(r);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok((matched, revoked)),
+            }
+        }
+    }
+
+    async fn revoke_matching_step(
+        &self,
+        keys: &ShardKeys,
+        filter: &SessionFilter,
+        change: &Change<'_>,
+        dry_run: bool,
+        cursor: Option<&str>,
+    ) -> Result<(u64, Vec<RevokedSession>, Option<String>), StoreError> {
         let (us, ns, reason, actor) = Self::change_args(change);
         let (lo, hi) = filter.ip.map(|net| (net.lo_key(), net.hi_key())).unzip();
         let mut inv = SCRIPTS.revoke_matching.prepare_invoke();
@@ -58,7 +88,7 @@ impl RedisStore {
             .key(keys.users())
             .arg(&keys.tag)
             .arg(keys.number())
-            .arg(us)
+            .arg(us.max(0))
             .arg(ns)
             .arg(reason)
             .arg(actor)
@@ -72,18 +102,22 @@ impl RedisStore {
             .arg(opt(filter.user_agent.as_deref()))
             .arg(filter.kind.map_or("", |k| k.as_str()))
             .arg(opt(filter.idp_issuer.as_deref()))
-            .arg(opt(filter.idp_sid.as_deref()));
+            .arg(opt(filter.idp_sid.as_deref()))
+            .arg(opt(cursor))
+            .arg(MATCH_SCAN)
+            .arg(MATCH_REVOKE);
         let retry = if dry_run {
             Retry::Idempotent
         } else {
             Retry::Once
         };
-        let mut reply = array(self.eval_bulk(retry, inv).await?)?;
-        if reply.is_empty() {
+        let mut reply = array(self.eval_bulk(retry, inv).await?)?.into_iter();
+        let (Some(matched), Some(next)) = (reply.next(), reply.next()) else {
             return Err(corrupt("revoke_matching returned nothing"));
-        }
-        let matched = u64::try_from(int(reply.remove(0))?).unwrap_or(0);
-        Ok((matched, codec::revoked(reply)?))
+        };
+        let matched = u64::try_from(int(matched)?).unwrap_or(0);
+        let next = Some(string(next)?).filter(|n| !n.is_empty());
+        Ok((matched, codec::revoked(reply.collect())?, next))
     }
 
     /// Deletes one shard's ended records and old events.
@@ -101,6 +135,7 @@ impl RedisStore {
                     .key(keys.active())
                     .arg(&keys.tag)
                     .arg(cutoff)
+                    .arg(cutoff.max(0))
                     .arg(PURGE_BATCH);
                 let n: usize = self.eval_bulk(Retry::Idempotent, inv).await?;
                 purged.sessions += n as u64;
@@ -211,7 +246,9 @@ impl SessionStore for RedisStore {
             .arg(opt(idp.map(|l| l.subject.as_str())))
             .arg(opt(idp.and_then(|l| l.sid.as_deref())))
             .arg(nanos(rec.created_at))
-            .arg(new.actor.as_str());
+            .arg(new.actor.as_str())
+            .arg(nanos(rec.expires_at))
+            .arg(opt(rec.principal.agent_name()));
         let mut reply = array(self.eval(Retry::Idempotent, inv).await?)?.into_iter();
         let status = string(
             reply

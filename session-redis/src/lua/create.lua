@@ -3,8 +3,8 @@
 -- ARGV: tag, shard, expected epoch (opt), grantor id ('' for none), cap (opt), session id,
 -- user, agent (opt), created µs, expires µs, last-active seconds, last-active nanoseconds,
 -- record JSON, user agent (opt), IP key (opt), issuer (opt), subject (opt), sid (opt),
--- created ns, actor.
--- Returns {'created', event id, [id, event id, JSON] per evicted session}, or {'disabled'},
+-- created ns, actor, expires ns, agent name (opt).
+-- Returns {'created', event id, [id, event id, user, agent, agent name, expiry ns] per evicted session}, or {'disabled'},
 -- {'epoch'}, {'grantor'}.
 local tag, shard, id, user = ARGV[1], ARGV[2], ARGV[6], ARGV[7]
 local agent = opt(ARGV[8])
@@ -57,11 +57,11 @@ end
 -- Writes.
 local out = revoke_all(tag, shard, evict,
   {ns = ARGV[19], us = cr, reason = 'session_limit', actor = 'system'})
-local fields = {'rec', ARGV[13], 'u', user, 'cr', ARGV[9], 'ex', ARGV[10], 'ep', epoch,
-  'ls', ARGV[11], 'lns', ARGV[12]}
-local optional = {ag = agent, ua = opt(ARGV[14]), ipk = opt(ARGV[15]), iss = opt(ARGV[16]),
-  isub = opt(ARGV[17]), isid = opt(ARGV[18])}
-for _, name in ipairs({'ag', 'ua', 'ipk', 'iss', 'isub', 'isid'}) do
+local fields = {'rec', ARGV[13], 'u', user, 'cr', ARGV[9], 'ex', ARGV[10], 'exn', ARGV[21],
+  'ep', epoch, 'ls', ARGV[11], 'lns', ARGV[12]}
+local optional = {ag = agent, an = opt(ARGV[22]), ua = opt(ARGV[14]), ipk = opt(ARGV[15]),
+  iss = opt(ARGV[16]), isub = opt(ARGV[17]), isid = opt(ARGV[18])}
+for _, name in ipairs({'ag', 'an', 'ua', 'ipk', 'iss', 'isub', 'isid'}) do
   if optional[name] then
     fields[#fields + 1] = name
     fields[#fields + 1] = optional[name]
@@ -69,7 +69,7 @@ for _, name in ipairs({'ag', 'ua', 'ipk', 'iss', 'isub', 'isid'}) do
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('ZADD', KEYS[2], cr, id)
-redis.call('ZADD', KEYS[4], ex, id)
+redis.call('ZADD', KEYS[4], 0, active_member(ARGV[10], id))
 local eid = log_event(tag, shard, {ty = 'session.created', at = ARGV[19], sid = id,
   user = user, agent = agent, reason = false, actor = ARGV[20]})
 redis.call('HSET', KEYS[1], 'ce', eid)

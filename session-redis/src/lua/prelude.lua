@@ -47,6 +47,22 @@ local function pad(text, width)
   return string.rep('0', width - #text) .. text
 end
 
+-- The member of the shard's active set for the session ID expiring at EX (Unix µs, as
+-- text): the expiry, zero-padded, then the id. The set sorts by expiry as text, so a scan
+-- can go on after any member, whatever changed meanwhile.
+local function active_member(ex, id)
+  if string.sub(ex, 1, 1) == '-' then
+    ex = '0'
+  end
+  return pad(ex, 16) .. ':' .. id
+end
+
+-- The lexicographic bound just past every member of the active set expiring at or before
+-- AT (Unix µs, as text, not negative): ';' sorts right after ':'.
+local function active_after(at)
+  return '(' .. pad(at, 16) .. ';'
+end
+
 -- The event id of stream id 'MS-SEQ' in the shard numbered SHARD (three digits).
 local function event_id(stream_id, shard)
   local ms, seq = string.match(stream_id, '^(%d+)%-(%d+)$')
@@ -56,7 +72,7 @@ end
 -- What the scripts decide on, of the record of session ID; nil when there is none.
 local function read(tag, id)
   local f = redis.call('HMGET', tag .. ':s:' .. id,
-    'u', 'ag', 'rv', 'ex', 'cr', 'ep', 'iss', 'isub', 'isid')
+    'u', 'ag', 'rv', 'ex', 'cr', 'ep', 'iss', 'isub', 'isid', 'an', 'exn')
   if not f[1] then
     return nil
   end
@@ -64,18 +80,24 @@ local function read(tag, id)
   if not ex or not cr then
     fail('ERR', 'corrupt record ' .. id)
   end
-  return {id = id, user = f[1], agent = f[2], revoked = f[3], ex = ex, cr = cr,
-    ep = f[6] or '0', iss = f[7], isub = f[8], isid = f[9]}
+  return {id = id, user = f[1], agent = f[2], revoked = f[3], ex = ex, ext = f[4], cr = cr,
+    ep = f[6] or '0', iss = f[7], isub = f[8], isid = f[9], name = f[10], exn = f[11]}
 end
 
--- Reads what a revocation returns (the record's JSON) and checks the keys it writes.
+-- Reads what a revocation returns (the agent's name, the exact expiry) and checks the
+-- keys it writes.
 local function prepare_revoke(tag, r)
-  r.rec = redis.call('HGET', tag .. ':s:' .. r.id, 'rec')
-  if not r.rec then
-    fail('ERR', 'corrupt record ' .. r.id)
+  if not r.exn then
+    local f = redis.call('HMGET', tag .. ':s:' .. r.id, 'an', 'exn')
+    if not f[2] then
+      fail('ERR', 'corrupt record ' .. r.id)
+    end
+    r.name, r.exn = f[1], f[2]
   end
   expect_user(tag, r.user)
 end
+
+local logged_users = {}
 
 -- Appends an event to the shard's log and its user's audit index; returns its id.
 -- EV: ty, at (Unix ns), sid, user, agent (or false), reason (or false), actor.
@@ -91,7 +113,10 @@ local function log_event(tag, shard, ev)
   end
   local id = event_id(redis.call('XADD', tag .. ':log', '*', unpack(fields)), shard)
   redis.call('ZADD', tag .. ':a:' .. ev.user, 0, id)
-  redis.call('SADD', tag .. ':users', ev.user)
+  if not logged_users[ev.user] then
+    redis.call('SADD', tag .. ':users', ev.user)
+    logged_users[ev.user] = true
+  end
   return id
 end
 
@@ -99,21 +124,25 @@ end
 -- CHANGE: ns (Unix ns), us (Unix µs), reason, actor. Returns the event id.
 local function revoke(tag, shard, r, change)
   redis.call('HSET', tag .. ':s:' .. r.id, 'rv', change.ns, 'rr', change.reason)
-  redis.call('ZREM', tag .. ':act', r.id)
+  redis.call('ZREM', tag .. ':act', active_member(r.ext, r.id))
   redis.call('ZREM', tag .. ':u:' .. r.user, r.id)
   redis.call('ZADD', tag .. ':end', math.min(change.us, r.ex), r.id)
   return log_event(tag, shard, {ty = 'session.revoked', at = change.ns, sid = r.id,
     user = r.user, agent = r.agent, reason = change.reason, actor = change.actor})
 end
 
--- Revokes every prepared record of TARGETS; returns id, event id, JSON for each.
+-- Revokes every prepared record of TARGETS; returns for each: id, event id, user, agent,
+-- agent name, expiry (Unix ns).
 local function revoke_all(tag, shard, targets, change)
   local out = {}
   for _, r in ipairs(targets) do
     local eid = revoke(tag, shard, r, change)
     out[#out + 1] = r.id
     out[#out + 1] = eid
-    out[#out + 1] = r.rec
+    out[#out + 1] = r.user
+    out[#out + 1] = r.agent
+    out[#out + 1] = r.name
+    out[#out + 1] = r.exn
   end
   return out
 end

@@ -1,20 +1,25 @@
--- KEYS: shard's ended set, active set. ARGV: tag, cutoff µs, batch.
+-- KEYS: shard's ended set, active set. ARGV: tag, cutoff µs, the same not below 0, batch.
 -- Deletes up to BATCH records whose life ended at or before the cutoff (revoked ones first,
 -- then expired ones), with their index entries. Returns how many.
-local tag, batch = ARGV[1], tonumber(ARGV[3])
+local tag, batch = ARGV[1], tonumber(ARGV[4])
 expect(KEYS[1], 'zset')
 expect(KEYS[2], 'zset')
 local gone = {}
-for _, set in ipairs({KEYS[1], KEYS[2]}) do
-  if #gone < batch then
-    local ids = redis.call('ZRANGEBYSCORE', set, '-inf', ARGV[2], 'LIMIT', 0, batch - #gone)
-    for _, id in ipairs(ids) do
-      local user = redis.call('HGET', tag .. ':s:' .. id, 'u')
-      if user then
-        expect(tag .. ':u:' .. user, 'zset')
-      end
-      gone[#gone + 1] = {set = set, id = id, user = user}
-    end
+local function take(id, set, member)
+  local user = redis.call('HGET', tag .. ':s:' .. id, 'u')
+  if user then
+    expect(tag .. ':u:' .. user, 'zset')
+  end
+  gone[#gone + 1] = {set = set, member = member, id = id, user = user}
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, batch)) do
+  take(id, KEYS[1], id)
+end
+if #gone < batch then
+  local members = redis.call('ZRANGEBYLEX', KEYS[2], '-', active_after(ARGV[3]),
+    'LIMIT', 0, batch - #gone)
+  for _, member in ipairs(members) do
+    take(string.sub(member, 18), KEYS[2], member)
   end
 end
 
@@ -24,6 +29,6 @@ for _, g in ipairs(gone) do
     redis.call('ZREM', tag .. ':u:' .. g.user, g.id)
   end
   redis.call('DEL', tag .. ':s:' .. g.id)
-  redis.call('ZREM', g.set, g.id)
+  redis.call('ZREM', g.set, g.member)
 end
 return #gone

@@ -1,6 +1,6 @@
 -- KEYS: record, shard's active set, ended set, log, user set.
 -- ARGV: tag, shard, session id, at ns, at µs, reason, actor.
--- Returns {id, event id, JSON}, or nil when unknown or already revoked.
+-- Returns {id, event id, user, agent, agent name, expiry ns}, or nil when unknown or already revoked.
 local tag, shard = ARGV[1], ARGV[2]
 expect_shard(tag)
 local r = read(tag, ARGV[3])

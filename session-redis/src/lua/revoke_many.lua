@@ -3,7 +3,7 @@
 -- ARGV: tag, shard, user, at µs, at ns, reason, actor, scope ('all', 'user', 'agent',
 -- 'idp'), agent id, issuer, subject (opt), sid (opt), session to keep ('' for none),
 -- '1' to move the epoch, '1' to disable the user.
--- Returns id, event id, JSON per session revoked.
+-- Returns id, event id, user, agent, agent name, expiry ns per session revoked.
 local tag, shard, user = ARGV[1], ARGV[2], ARGV[3]
 local now = tonumber(ARGV[4])
 local scope, subject, sid = ARGV[8], opt(ARGV[11]), opt(ARGV[12])

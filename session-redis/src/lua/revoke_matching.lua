@@ -1,8 +1,12 @@
 -- KEYS: shard's active set, ended set, log, user set.
 -- ARGV: tag, shard, at µs, at ns, reason, actor, '1' for a dry run, created before µs
 -- (opt), IP key low (opt), IP key high (opt), user-agent substring (opt), kind ('',
--- 'user', 'agent'), issuer (opt), sid (opt).
--- Returns {matched, [id, event id, JSON] per session revoked (none on a dry run)}.
+-- 'user', 'agent'), issuer (opt), sid (opt), cursor (opt: the last member of the active
+-- set a previous call went through), most sessions to look at, most sessions to revoke.
+-- Looks at the shard's sessions unexpired at AT in order of expiry, after the cursor,
+-- until either budget is spent.
+-- Returns {matched, cursor to go on from ('' when done), [id, event id, user, agent, agent name, expiry ns] per session
+-- revoked (none on a dry run)}.
 local tag, shard = ARGV[1], ARGV[2]
 local now = tonumber(ARGV[3])
 local before = opt(ARGV[8])
@@ -47,8 +51,20 @@ local function matches(f)
   return true
 end
 
-local targets, matched = {}, 0
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[3], '+inf')) do
+local cursor = opt(ARGV[15])
+local min = active_after(ARGV[3])
+if cursor then
+  min = '(' .. cursor
+end
+local scan, most = tonumber(ARGV[16]), tonumber(ARGV[17])
+local members = redis.call('ZRANGEBYLEX', KEYS[1], min, '+', 'LIMIT', 0, scan)
+local targets, matched, last = {}, 0, ''
+for _, member in ipairs(members) do
+  if #targets >= most then
+    break
+  end
+  last = member
+  local id = string.sub(member, 18)
   local f = redis.call('HMGET', tag .. ':s:' .. id,
     'u', 'ag', 'rv', 'ex', 'cr', 'ua', 'ipk', 'iss', 'isid')
   if f[1] and not f[3] then
@@ -59,7 +75,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[3], '+inf')
     if ex > now and matches(f) then
       matched = matched + 1
       if ARGV[7] ~= '1' then
-        local r = {id = id, user = f[1], agent = f[2], ex = ex}
+        local r = {id = id, user = f[1], agent = f[2], ex = ex, ext = f[4]}
         prepare_revoke(tag, r)
         targets[#targets + 1] = r
       end
@@ -70,5 +86,9 @@ end
 -- Writes.
 local out = revoke_all(tag, shard, targets,
   {ns = ARGV[4], us = now, reason = ARGV[5], actor = ARGV[6]})
+if #members < scan and #targets < most then
+  last = ''
+end
+table.insert(out, 1, last)
 table.insert(out, 1, matched)
 return out

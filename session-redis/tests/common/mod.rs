@@ -36,11 +36,14 @@ pub async fn connect(url: &str, prefix: &str) -> RedisStore {
         .unwrap_or_else(|e| panic!("REDIS_URL is set but Redis does not answer: {e}"))
 }
 
-/// A plain connection for the test's own commands; panics when Redis does not answer.
+/// A plain connection for the test's own commands (no response timeout: a busy machine
+/// is no failure); panics when Redis does not answer.
 pub async fn raw(url: &str) -> MultiplexedConnection {
     redis::Client::open(url)
         .expect("REDIS_URL is a redis URL")
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+        )
         .await
         .unwrap_or_else(|e| panic!("REDIS_URL is set but Redis does not answer: {e}"))
 }
