@@ -5,15 +5,17 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManagerConfig;
 use redis::io::tcp::{TcpSettings, socket2::TcpKeepalive};
-use redis::{Client, IntoConnectionInfo, ProtocolVersion};
+use redis::{Client, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
 use session_core::{ConfigError, StoreError};
 use tokio::sync::broadcast;
 use tokio::time::timeout;
 
-use crate::layout::{DEFAULT_PREFIX, Keys};
-use crate::push::{self, Publisher, SubscriberConfig};
+use crate::conn::Conn;
+use crate::error::{Error, redis_error};
+use crate::layout::{DEFAULT_PREFIX, DEFAULT_SHARDS, Layout, valid_prefix, valid_shards};
+use crate::push::{self, SubscriberConfig};
 use crate::scripts::SCRIPTS;
-use crate::store::{RedisStore, redis_error};
+use crate::store::{BULK_FACTOR, RedisStore};
 
 /// The default for [`RedisStoreBuilder::with_command_timeout`].
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -26,23 +28,27 @@ pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(3);
 /// starts another round, so the connection never gives up for good.
 const RECONNECT_TRIES: usize = 6;
 const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
-/// `Invalidation`s buffered per receiver; a receiver that falls further behind resyncs.
-const INVALIDATION_CAPACITY: usize = 4096;
+/// Push messages buffered per receiver; a receiver that falls further behind resyncs.
+const PUSH_CAPACITY: usize = 4096;
 
 /// The settings of a [`RedisStore`]: `new(url)`, then `with_*`, then
 /// [`connect`](Self::connect).
 ///
-/// ```no_run
-/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// ```
 /// use std::time::Duration;
 /// use session_redis::RedisStoreBuilder;
 ///
-/// let store = RedisStoreBuilder::new("redis://127.0.0.1:6379")
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let builder = RedisStoreBuilder::new("redis://127.0.0.1:6379")
 ///     .with_prefix("shop:session:")
-///     .with_command_timeout(Duration::from_millis(500))?
-///     .connect()
-///     .await?;
-/// # drop(store);
+///     .with_shards(32)?
+///     .with_command_timeout(Duration::from_millis(500))?;
+/// assert!(RedisStoreBuilder::new("redis://x").with_shards(12).is_err(), "a power of two");
+/// let Ok(url) = std::env::var("REDIS_URL") else { return Ok(()) };
+/// let store = RedisStoreBuilder::new(url).with_prefix(format!("doc-{}:", std::process::id())).connect().await?;
+/// assert_eq!(store.shards(), 16);
+/// # drop(builder);
 /// # Ok(())
 /// # }
 /// ```
@@ -51,6 +57,7 @@ const INVALIDATION_CAPACITY: usize = 4096;
 pub struct RedisStoreBuilder {
     url: String,
     prefix: String,
+    shards: u16,
     command_timeout: Duration,
     connect_timeout: Duration,
     health_check_interval: Duration,
@@ -61,10 +68,40 @@ impl fmt::Debug for RedisStoreBuilder {
         // The URL may carry a password: left out.
         f.debug_struct("RedisStoreBuilder")
             .field("prefix", &self.prefix)
+            .field("shards", &self.shards)
             .field("command_timeout", &self.command_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("health_check_interval", &self.health_check_interval)
             .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url` with the default settings (prefix `session:`, 16
+    /// shards); see [`RedisStoreBuilder`] for the others.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStoreBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        RedisStoreBuilder::new(url).connect().await
+    }
+
+    /// Connects to the Redis at `url`, with every key and the channel under `prefix`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStoreBuilder::connect`].
+    pub async fn with_prefix(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        RedisStoreBuilder::new(url)
+            .with_prefix(prefix)
+            .connect()
+            .await
+    }
+
+    /// Settings beyond the URL: prefix, shards, timeouts.
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(url)
     }
 }
 
@@ -75,6 +112,7 @@ impl RedisStoreBuilder {
         Self {
             url: url.into(),
             prefix: DEFAULT_PREFIX.to_owned(),
+            shards: DEFAULT_SHARDS,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             health_check_interval: DEFAULT_HEALTH_CHECK_INTERVAL,
@@ -83,15 +121,38 @@ impl RedisStoreBuilder {
 
     /// Puts every key, and the channel, under `prefix` (default `session:`). Deployments
     /// that share a Redis but not their sessions need different prefixes; instances of
-    /// one deployment need the same one.
+    /// one deployment need the same one. It may not contain `{` or `}` (it starts the
+    /// keys' hash tags): [`connect`](Self::connect) refuses such a prefix.
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
+    /// How many shards the deployment's sessions are spread over (default 16): a power of
+    /// two from 1 to 256. Each shard's keys share one hash tag, so each lives on one node
+    /// of a Redis Cluster; more shards spread the load over more nodes.
+    ///
+    /// **It must never change for a deployment**: a user's shard is fixed by the count,
+    /// and so is where each session id points. The first node to connect records the count
+    /// in `{PREFIX}meta`; a node configured otherwise refuses to start
+    /// ([`Error::LayoutMismatch`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a count that is not a power of two from 1 to 256.
+    pub fn with_shards(mut self, shards: u16) -> Result<Self, ConfigError> {
+        if !valid_shards(shards) {
+            return Err(ConfigError::Invalid(
+                "redis shards: a power of two from 1 to 256",
+            ));
+        }
+        self.shards = shards;
+        Ok(self)
+    }
+
     /// How long one store call may take, waiting for a reconnection included, before it
-    /// fails with [`StoreError::Timeout`] (default 2 s, as the manager's load timeout). It must cover the largest
-    /// `revoke_many` (about 30 ms per 1 000 sessions).
+    /// fails with [`StoreError::Timeout`] (default 2 s, as the manager's load timeout).
+    /// Bulk scripts (`revoke_matching`, each purge batch) may take 30 times as long.
     ///
     /// # Errors
     ///
@@ -131,59 +192,44 @@ impl RedisStoreBuilder {
         Ok(self)
     }
 
-    /// Connects, loads the scripts, and starts the revocation subscriber (a Tokio task,
-    /// so this needs a Tokio runtime); returns once the subscription is in place.
+    /// Connects, checks the server (Redis 7.0 or later) and the deployment's layout,
+    /// loads the scripts, and starts the revocation subscriber (a Tokio task, so this
+    /// needs a Tokio runtime); returns once the subscription is in place.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Backend`] when the URL is not a Redis URL, Redis does not answer, is
-    /// older than 7.0, or refuses the subscription; [`StoreError::Timeout`] when it
-    /// answers too slowly.
+    /// [`StoreError::Backend`] when the URL is not a Redis URL, the prefix holds a brace,
+    /// Redis does not answer, is older than 7.0 ([`Error::ServerTooOld`]), holds this
+    /// prefix's sessions in another number of shards ([`Error::LayoutMismatch`]), or
+    /// refuses the subscription; [`StoreError::Timeout`] when it answers too slowly.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
-        let info = self
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(StoreError::backend)?;
-        // RESP3 on both connections: the subscriber needs it for pushes, and over RESP3 the
-        // command connection notices a closed socket and reconnects before the next call.
-        let info = info
-            .clone()
-            .set_tcp_settings(tcp_settings(info.tcp_settings()))
-            .set_redis_settings(
-                info.redis_settings()
-                    .clone()
-                    .set_protocol(ProtocolVersion::RESP3),
-            );
-
+        if !valid_prefix(&self.prefix) {
+            return Err(StoreError::backend(ConfigError::Invalid(
+                "redis prefix: no braces (it starts the keys' hash tags)",
+            )));
+        }
+        let layout = Layout::new(&self.prefix, self.shards);
+        let info = resp3(
+            self.url
+                .as_str()
+                .into_connection_info()
+                .map_err(StoreError::backend)?,
+        );
+        let limit = self.connect_timeout + self.command_timeout;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout))
+            .set_response_timeout(Some(self.command_timeout * BULK_FACTOR))
             .set_number_of_retries(RECONNECT_TRIES)
             .set_max_delay(RECONNECT_MAX_DELAY);
         let client = Client::open(info.clone()).map_err(StoreError::backend)?;
-        let limit = self.connect_timeout + self.command_timeout;
         // The first connection retries too (a Redis still starting), but not for long.
-        let mut conn = timeout(limit * 2, client.get_connection_manager_with_config(config))
+        let conn = timeout(limit * 2, client.get_connection_manager_with_config(config))
             .await
             .map_err(|_| StoreError::Timeout)?
             .map_err(redis_error)?;
-
-        let known: Vec<redis::Value> = timeout(
-            limit,
-            redis::cmd("COMMAND")
-                .arg("INFO")
-                .arg("PEXPIRETIME")
-                .query_async(&mut conn),
-        )
-        .await
-        .map_err(|_| StoreError::Timeout)?
-        .map_err(redis_error)?;
-        if !matches!(known.first(), Some(redis::Value::Array(_))) {
-            return Err(StoreError::backend(std::io::Error::other(
-                "the session store needs Redis 7.0 or later (PEXPIRETIME)",
-            )));
-        }
+        let mut conn = Conn::Single(conn);
+        check_server(&mut conn, limit).await?;
+        check_layout(&mut conn, &layout, limit).await?;
         for script in SCRIPTS.all() {
             timeout(limit, script.prepare_invoke().load_async(&mut conn))
                 .await
@@ -191,41 +237,93 @@ impl RedisStoreBuilder {
                 .map_err(redis_error)?;
         }
 
-        let keys = Keys::new(&self.prefix);
-        let (invalidations, _) = broadcast::channel(INVALIDATION_CAPACITY);
+        let (push, _) = broadcast::channel(PUSH_CAPACITY);
         let (subscriber, first) = push::spawn(
             SubscriberConfig {
                 client: Client::open(info).map_err(StoreError::backend)?,
-                channel: keys.channel().to_owned(),
+                channel: layout.channel(),
                 connect_timeout: self.connect_timeout,
                 command_timeout: self.command_timeout,
                 health_check_interval: self.health_check_interval,
             },
-            invalidations.clone(),
+            push.clone(),
         );
         match timeout(limit + self.connect_timeout, first).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => {
-                return Err(StoreError::backend(std::io::Error::other(format!(
-                    "revocation channel: {e}"
-                ))));
-            }
+            Ok(Ok(Err(e))) => return Err(StoreError::backend(Error::Subscription(e))),
             Ok(Err(_)) => {
-                return Err(StoreError::backend(std::io::Error::other(
-                    "revocation channel: the subscriber stopped",
+                return Err(StoreError::backend(Error::Subscription(
+                    "the subscriber stopped".to_owned(),
                 )));
             }
             Err(_) => return Err(StoreError::Timeout),
         }
 
-        Ok(RedisStore::new(
+        Ok(RedisStore {
             conn,
-            keys,
-            self.command_timeout,
-            Publisher::new(),
-            invalidations,
-            subscriber,
-        ))
+            layout,
+            command_timeout: self.command_timeout,
+            push,
+            _subscriber: subscriber,
+        })
+    }
+}
+
+/// The connection settings with RESP3 (the subscriber needs it for pushes, and over RESP3
+/// the command connection notices a closed socket and reconnects before the next call),
+/// and the TCP settings below.
+fn resp3(info: ConnectionInfo) -> ConnectionInfo {
+    info.clone()
+        .set_tcp_settings(tcp_settings(info.tcp_settings()))
+        .set_redis_settings(
+            info.redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3),
+        )
+}
+
+/// Redis 7.0 or later: script shebangs and flags, `SET … NX GET`, exclusive `XRANGE`
+/// bounds. `PEXPIRETIME` came with 7.0: its presence is the test.
+async fn check_server(conn: &mut Conn, limit: Duration) -> Result<(), StoreError> {
+    let known: Vec<redis::Value> = timeout(
+        limit,
+        redis::cmd("COMMAND")
+            .arg("INFO")
+            .arg("PEXPIRETIME")
+            .query_async(conn),
+    )
+    .await
+    .map_err(|_| StoreError::Timeout)?
+    .map_err(redis_error)?;
+    if matches!(known.first(), Some(redis::Value::Array(_))) {
+        Ok(())
+    } else {
+        Err(StoreError::backend(Error::ServerTooOld))
+    }
+}
+
+/// Records the layout in `{PREFIX}meta` if nothing is there, and refuses another.
+async fn check_layout(conn: &mut Conn, layout: &Layout, limit: Duration) -> Result<(), StoreError> {
+    let configured = layout.meta_value();
+    let stored: Option<String> = timeout(
+        limit,
+        redis::cmd("SET")
+            .arg(layout.meta())
+            .arg(&configured)
+            .arg("NX")
+            .arg("GET")
+            .query_async(conn),
+    )
+    .await
+    .map_err(|_| StoreError::Timeout)?
+    .map_err(redis_error)?;
+    match stored {
+        Some(stored) if stored != configured => Err(StoreError::backend(Error::LayoutMismatch {
+            prefix: layout.prefix().to_owned(),
+            stored,
+            configured,
+        })),
+        _ => Ok(()),
     }
 }
 

@@ -1,35 +1,23 @@
-//! The push channel: what a revocation message looks like, and the background subscriber
-//! that turns messages (and reconnections) into [`Invalidation`]s.
+//! The push channel's subscriber: a background task holding a RESP3 subscription to
+//! `{prefix}revocations` on a connection of its own, turning every message into
+//! [`PushMessage::Payload`] and every (re)subscription into [`PushMessage::Reconnected`].
 //!
-//! A message on `{prefix}revocations` is JSON:
-//!
-//! ```json
-//! {"v":1,"publisher":"0b6c…","seq":42,"ids":["67e55044-10b1-426f-9247-bb680e5fe0c8"]}
-//! ```
-//!
-//! `publisher` is random per [`RedisStore`](crate::RedisStore) and `seq` counts its
-//! publications from 1, so a receiver that sees a publisher's `seq` skip knows it missed
-//! something (or that a publish failed) and asks for a resync.
+//! It reads nothing into the payloads: the manager checks their MAC and decides. The
+//! subscriber's job is to stay subscribed: the connection manager reconnects and
+//! resubscribes by itself (RESP3 push, automatic resubscription), a health check pings
+//! every few seconds and subscribes again when a reconnection left it unsubscribed, and
+//! after failed checks the connection is built anew, so no outage, however long, leaves
+//! the subscriber dead.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Msg, PushInfo, PushKind, Value};
-use serde::{Deserialize, Serialize};
-use session_core::model::SessionId;
-use session_core::store::Invalidation;
+use session_core::store::PushMessage;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, sleep, timeout};
-use uuid::Uuid;
-
-/// The message format's version.
-const VERSION: u8 = 1;
-
-/// Publishers remembered at most; past this the table is cleared (and a resync sent).
-const MAX_PUBLISHERS: usize = 4096;
 
 /// Reconnection attempts of one subscriber connection before it reports failure; the
 /// health check then starts another round, so the subscriber never gives up for good.
@@ -40,80 +28,6 @@ const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
 const MAX_FAILED_CHECKS: u32 = 3;
 /// The pause before building a new subscriber connection.
 const REBUILD_DELAY: Duration = Duration::from_millis(500);
-
-/// A revocation message on the channel.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Message {
-    /// The format's version (1).
-    pub(crate) v: u8,
-    /// Who published it (random per store instance).
-    pub(crate) publisher: Uuid,
-    /// The publisher's count of publications, from 1.
-    pub(crate) seq: u64,
-    /// The sessions revoked.
-    pub(crate) ids: Vec<SessionId>,
-}
-
-/// This store's identity as a publisher, and its sequence counter.
-#[derive(Debug)]
-pub(crate) struct Publisher {
-    id: Uuid,
-    seq: AtomicU64,
-}
-
-impl Publisher {
-    pub(crate) fn new() -> Self {
-        Self {
-            id: Uuid::new_v4(),
-            seq: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn id(&self) -> Uuid {
-        self.id
-    }
-
-    /// The next message's text. The number is taken even if the publish then fails, so the
-    /// receivers see a gap and resync.
-    pub(crate) fn next(&self, ids: &[SessionId]) -> String {
-        let msg = Message {
-            v: VERSION,
-            publisher: self.id,
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            ids: ids.to_vec(),
-        };
-        serde_json::to_string(&msg).expect("a message of ids serializes")
-    }
-}
-
-/// The last sequence number seen from each publisher.
-#[derive(Debug, Default)]
-pub(crate) struct Sequences {
-    last: HashMap<Uuid, u64>,
-}
-
-impl Sequences {
-    /// Forgets every publisher (after a resync, nothing before it matters).
-    pub(crate) fn reset(&mut self) {
-        self.last.clear();
-    }
-
-    /// Records `seq` from `publisher`; true when messages may have been missed before it.
-    /// A publisher's first message since the last reset sets the baseline: anything it
-    /// published earlier is covered by the resync that began the subscription.
-    pub(crate) fn missed(&mut self, publisher: Uuid, seq: u64) -> bool {
-        if !self.last.contains_key(&publisher) && self.last.len() >= MAX_PUBLISHERS {
-            self.last.clear();
-            self.last.insert(publisher, seq);
-            return true;
-        }
-        match self.last.insert(publisher, seq) {
-            None => false,
-            // The same number again is a repeated publish (a retry), not a gap.
-            Some(prev) => seq != prev && prev.checked_add(1) != Some(seq),
-        }
-    }
-}
 
 /// What the subscriber needs.
 #[derive(Debug)]
@@ -142,13 +56,12 @@ pub(crate) type FirstSubscription = oneshot::Receiver<Result<(), String>>;
 /// Starts the subscriber on the current Tokio runtime.
 pub(crate) fn spawn(
     config: SubscriberConfig,
-    tx: broadcast::Sender<Invalidation>,
+    tx: broadcast::Sender<PushMessage>,
 ) -> (AbortOnDrop, FirstSubscription) {
     let (first_tx, first_rx) = oneshot::channel();
     let mut subscriber = Subscriber {
         config,
         tx,
-        sequences: Sequences::default(),
         first: Some(first_tx),
     };
     let handle = tokio::spawn(async move { subscriber.run().await });
@@ -157,8 +70,7 @@ pub(crate) fn spawn(
 
 struct Subscriber {
     config: SubscriberConfig,
-    tx: broadcast::Sender<Invalidation>,
-    sequences: Sequences,
+    tx: broadcast::Sender<PushMessage>,
     first: Option<oneshot::Sender<Result<(), String>>>,
 }
 
@@ -262,8 +174,7 @@ impl Subscriber {
             PushKind::Subscribe if self.names_channel(&push.data) => {
                 // (Re)subscribed: whatever was published while we were not is lost.
                 *subscribed = true;
-                self.sequences.reset();
-                self.send(Invalidation::Resync);
+                self.send(PushMessage::Reconnected);
                 if let Some(first) = self.first.take() {
                     let _ = first.send(Ok(()));
                 }
@@ -273,29 +184,13 @@ impl Subscriber {
                 if let Some(msg) = Msg::from_push_info(push)
                     && msg.get_channel_name() == self.config.channel
                 {
-                    self.on_message(msg.get_payload_bytes());
+                    // Whatever it holds: the manager checks it. Bytes that are not UTF-8
+                    // cannot be a notice; they still go on, to be counted as ignored.
+                    let text = String::from_utf8_lossy(msg.get_payload_bytes());
+                    self.send(PushMessage::Payload(Arc::from(text)));
                 }
             }
             _ => {}
-        }
-    }
-
-    fn on_message(&mut self, payload: &[u8]) {
-        let msg: Message = match serde_json::from_slice(payload) {
-            Ok(msg) => msg,
-            Err(e) => {
-                // Possibly a revocation we cannot read: assume the worst.
-                tracing::warn!(channel = %self.config.channel, error = %e, "unreadable revocation message");
-                self.send(Invalidation::Resync);
-                return;
-            }
-        };
-        if self.sequences.missed(msg.publisher, msg.seq) {
-            tracing::debug!(publisher = %msg.publisher, seq = msg.seq, "revocation messages missed");
-            self.send(Invalidation::Resync);
-        }
-        for id in msg.ids {
-            self.send(Invalidation::Revoked(id));
         }
     }
 
@@ -303,51 +198,8 @@ impl Subscriber {
         matches!(data.first(), Some(Value::BulkString(name)) if name.as_slice() == self.config.channel.as_bytes())
     }
 
-    fn send(&self, msg: Invalidation) {
+    fn send(&self, msg: PushMessage) {
         // No receiver yet (or any more) is fine.
         let _ = self.tx.send(msg);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_count_up_per_publisher() {
-        let publisher = Publisher::new();
-        let id = SessionId::random();
-        let first: Message = serde_json::from_str(&publisher.next(&[id])).unwrap();
-        let second: Message = serde_json::from_str(&publisher.next(&[])).unwrap();
-        assert_eq!((first.v, first.seq, second.seq), (1, 1, 2));
-        assert_eq!(first.publisher, publisher.id());
-        assert_eq!(first.ids, vec![id]);
-    }
-
-    #[test]
-    fn a_skipped_number_means_missed_messages() {
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let mut seen = Sequences::default();
-        assert!(!seen.missed(a, 7), "the first message sets the baseline");
-        assert!(!seen.missed(a, 8));
-        assert!(!seen.missed(b, 1));
-        assert!(seen.missed(a, 10), "9 was skipped");
-        assert!(
-            !seen.missed(a, 10),
-            "a repeat (a retried publish) is not a gap"
-        );
-        assert!(seen.missed(a, 3), "going back is");
-        seen.reset();
-        assert!(!seen.missed(a, 42));
-    }
-
-    #[test]
-    fn too_many_publishers_reset_the_table() {
-        let mut seen = Sequences::default();
-        for _ in 0..MAX_PUBLISHERS {
-            assert!(!seen.missed(Uuid::new_v4(), 1));
-        }
-        assert!(seen.missed(Uuid::new_v4(), 1));
-        assert_eq!(seen.last.len(), 1);
     }
 }

@@ -1,126 +1,131 @@
-//! [`RedisStore`]: the [`SessionStore`] over Redis.
+//! [`RedisStore`]: the type, its connection and the way it sends commands and scripts.
+//! The [`SessionStore`](session_core::SessionStore) methods are in `session_store.rs`.
 
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::{FromRedisValue, RedisError, ScriptInvocation};
 use session_core::StoreError;
-use session_core::model::{AgentId, RevocationReason, SessionId, SessionRecord, UserId};
-use session_core::store::{Created, Invalidation, RevokeMany, RevokeScope, SessionStore};
-use time::OffsetDateTime;
+use session_core::model::UserId;
+use session_core::store::PushMessage;
 use tokio::sync::broadcast;
 
-use crate::builder::RedisStoreBuilder;
-use crate::layout::{Keys, micros_ceil, micros_floor, millis_ceil, rfc3339};
-use crate::push::{AbortOnDrop, Publisher};
-use crate::scripts::SCRIPTS;
+use crate::conn::Conn;
+use crate::error::redis_error;
+use crate::layout::{Layout, Shard, ShardKeys};
+use crate::push::AbortOnDrop;
 
-/// User indexes handled per purge script (and asked for per `SCAN` step).
-const PURGE_BATCH: usize = 500;
+/// How many command timeouts a bulk script (`revoke_matching`, a purge batch) may take.
+pub(crate) const BULK_FACTOR: u32 = 30;
 
-/// Sessions in Redis, shared by every instance that connects with the same prefix, with
-/// revocations pushed between instances over pub/sub. See the [crate docs](crate).
+/// Sessions in Redis, shared by every instance that connects with the same prefix and
+/// number of shards, with revocations pushed between instances over pub/sub. See the
+/// [crate docs](crate) for the layout.
+///
+/// Connect with [`RedisStore::connect`] or [`RedisStore::builder`].
+///
+/// ```
+/// use session_core::{SessionStore, UserId};
+/// use session_redis::RedisStore;
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let Ok(url) = std::env::var("REDIS_URL") else { return Ok(()) }; // skipped without Redis
+/// let store = RedisStore::with_prefix(&url, "doc-store:").await?;
+/// let alice = UserId::from("alice");
+/// // A user's sessions live in one shard, and their ids say which.
+/// let id = store.new_session_id(&alice);
+/// assert_eq!(store.shard_of_session(id), store.shard_of(&alice));
+/// # Ok(())
+/// # }
+/// ```
 pub struct RedisStore {
-    conn: ConnectionManager,
-    keys: Keys,
-    command_timeout: Duration,
-    publisher: Publisher,
-    invalidations: broadcast::Sender<Invalidation>,
-    _subscriber: AbortOnDrop,
+    pub(crate) conn: Conn,
+    pub(crate) layout: Layout,
+    pub(crate) command_timeout: Duration,
+    pub(crate) push: broadcast::Sender<PushMessage>,
+    pub(crate) _subscriber: AbortOnDrop,
 }
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the connection: its URL may carry a password.
         f.debug_struct("RedisStore")
-            .field("prefix", &self.keys.prefix())
+            .field("prefix", &self.layout.prefix())
+            .field("shards", &self.layout.shards())
             .field("command_timeout", &self.command_timeout)
-            .field("publisher", &self.publisher.id())
             .finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
-    /// Connects to the Redis at `url` with the default settings (prefix `session:`); see
-    /// [`RedisStoreBuilder`] for the others.
-    ///
-    /// # Errors
-    ///
-    /// As [`RedisStoreBuilder::connect`].
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        RedisStoreBuilder::new(url).connect().await
-    }
-
-    /// Connects to the Redis at `url`, with every key and the channel under `prefix`.
-    ///
-    /// # Errors
-    ///
-    /// As [`RedisStoreBuilder::connect`].
-    pub async fn with_prefix(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        RedisStoreBuilder::new(url)
-            .with_prefix(prefix)
-            .connect()
-            .await
-    }
-
-    /// Settings beyond the URL: prefix, timeouts.
-    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder::new(url)
-    }
-
-    pub(crate) fn new(
-        conn: ConnectionManager,
-        keys: Keys,
-        command_timeout: Duration,
-        publisher: Publisher,
-        invalidations: broadcast::Sender<Invalidation>,
-        subscriber: AbortOnDrop,
-    ) -> Self {
-        Self {
-            conn,
-            keys,
-            command_timeout,
-            publisher,
-            invalidations,
-            _subscriber: subscriber,
-        }
-    }
-
     /// The key prefix.
     #[must_use]
     pub fn prefix(&self) -> &str {
-        self.keys.prefix()
+        self.layout.prefix()
     }
 
-    /// The pub/sub channel revocations go out on (`{prefix}revocations`).
+    /// The number of shards.
     #[must_use]
-    pub fn channel(&self) -> &str {
-        self.keys.channel()
+    pub fn shards(&self) -> u16 {
+        self.layout.shards()
     }
 
-    /// Runs one Redis exchange under the command timeout (which also bounds the wait for a
+    /// The shard holding `user`'s sessions: CRC16 (XMODEM, as Redis Cluster) of the user
+    /// id's UTF-8 bytes, modulo [`RedisStore::shards`].
+    #[must_use]
+    pub fn shard_of(&self, user: &UserId) -> u16 {
+        self.layout.shard_of_user(user)
+    }
+
+    /// The shard a session id names (the low bits of its last byte).
+    #[must_use]
+    pub fn shard_of_session(&self, id: session_core::SessionId) -> u16 {
+        self.layout.shard_of_id(id)
+    }
+
+    /// The hash tag of a shard's keys, `{PREFIXN}`: every key of the shard starts with it.
+    #[must_use]
+    pub fn shard_tag(&self, shard: u16) -> String {
+        self.layout.tag(shard)
+    }
+
+    /// The pub/sub channel the push payloads go out on (`{PREFIX}revocations`).
+    #[must_use]
+    pub fn channel(&self) -> String {
+        self.layout.channel()
+    }
+
+    pub(crate) fn keys_of(&self, user: &UserId) -> ShardKeys {
+        self.layout.shard(self.layout.shard_of_user(user))
+    }
+
+    pub(crate) fn keys(&self, shard: Shard) -> ShardKeys {
+        self.layout.shard(shard)
+    }
+
+    /// Runs one Redis exchange under `limit` (which also bounds the wait for a
     /// reconnection).
     async fn run<T>(
         &self,
+        limit: Duration,
         exchange: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.command_timeout, exchange)
+        tokio::time::timeout(limit, exchange)
             .await
             .map_err(|_| StoreError::Timeout)?
             .map_err(redis_error)
     }
 
-    /// Sends a command; an [`Retry::Idempotent`] one goes once more if the connection
+    /// Sends a command; a [`Retry::Idempotent`] one goes once more if the connection
     /// turned out to be lost (within the same deadline).
-    async fn query<T: FromRedisValue>(
+    pub(crate) async fn query<T: FromRedisValue>(
         &self,
         retry: Retry,
         cmd: redis::Cmd,
     ) -> Result<T, StoreError> {
-        self.run(async {
+        self.run(self.command_timeout, async {
             match cmd.query_async(&mut self.conn.clone()).await {
                 Err(e) if retry.again(&e) => cmd.query_async(&mut self.conn.clone()).await,
                 done => done,
@@ -129,14 +134,50 @@ impl RedisStore {
         .await
     }
 
+    /// Sends a pipeline; retried as [`Self::query`].
+    pub(crate) async fn run_pipeline<T: FromRedisValue>(
+        &self,
+        retry: Retry,
+        pipe: redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        self.run(self.command_timeout, async {
+            match pipe.query_async(&mut self.conn.clone()).await {
+                Err(e) if retry.again(&e) => pipe.query_async(&mut self.conn.clone()).await,
+                done => done,
+            }
+        })
+        .await
+    }
+
     /// Runs a script (`EVALSHA`, loading it first if Redis forgot it); retried as
     /// [`Self::query`].
-    async fn eval<T: FromRedisValue>(
+    pub(crate) async fn eval<T: FromRedisValue>(
         &self,
         retry: Retry,
         invocation: ScriptInvocation<'static>,
     ) -> Result<T, StoreError> {
-        self.run(async {
+        self.eval_within(self.command_timeout, retry, invocation)
+            .await
+    }
+
+    /// As [`Self::eval`], for a script that may take up to [`BULK_FACTOR`] command
+    /// timeouts.
+    pub(crate) async fn eval_bulk<T: FromRedisValue>(
+        &self,
+        retry: Retry,
+        invocation: ScriptInvocation<'static>,
+    ) -> Result<T, StoreError> {
+        self.eval_within(self.command_timeout * BULK_FACTOR, retry, invocation)
+            .await
+    }
+
+    async fn eval_within<T: FromRedisValue>(
+        &self,
+        limit: Duration,
+        retry: Retry,
+        invocation: ScriptInvocation<'static>,
+    ) -> Result<T, StoreError> {
+        self.run(limit, async {
             match invocation.invoke_async(&mut self.conn.clone()).await {
                 Err(e) if retry.again(&e) => invocation.invoke_async(&mut self.conn.clone()).await,
                 done => done,
@@ -149,11 +190,11 @@ impl RedisStore {
 /// Whether a call may be sent twice. After a lost connection nobody knows whether Redis ran
 /// it; only calls whose second run changes nothing are repeated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Retry {
-    /// Running it twice is running it once (reads, `touch`, `create`, `publish`).
+pub(crate) enum Retry {
+    /// Running it twice is running it once (reads, `touch`, `create`, `publish`, purges).
     Idempotent,
-    /// A second run would answer differently (`revoke`, `revoke_many`): the error is
-    /// returned.
+    /// A second run would answer differently (revocations, `report_expired`,
+    /// `append_event`, `first_use`): the error is returned.
     Once,
 }
 
@@ -163,200 +204,5 @@ impl Retry {
         self == Self::Idempotent
             && !err.is_timeout()
             && (err.is_unrecoverable_error() || err.is_io_error())
-    }
-}
-
-/// A driver error as a store error: timeouts are [`StoreError::Timeout`].
-pub(crate) fn redis_error(err: RedisError) -> StoreError {
-    if err.is_timeout() {
-        StoreError::Timeout
-    } else {
-        StoreError::backend(err)
-    }
-}
-
-fn decode(json: &str) -> Result<SessionRecord, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-#[async_trait]
-impl SessionStore for RedisStore {
-    async fn user_epoch(&self, user_id: &UserId) -> Result<u64, StoreError> {
-        let epoch: Option<u64> = self
-            .query(
-                Retry::Idempotent,
-                redis::cmd("GET").arg(self.keys.epoch(user_id)).clone(),
-            )
-            .await?;
-        Ok(epoch.unwrap_or(0))
-    }
-
-    async fn create(
-        &self,
-        record: &SessionRecord,
-        expected_epoch: u64,
-    ) -> Result<Created, StoreError> {
-        let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let user = record.user_id();
-        let last = record.last_active_at;
-        let mut invocation = SCRIPTS.create.prepare_invoke();
-        invocation
-            .key(self.keys.record(record.id))
-            .key(self.keys.index(user))
-            .key(self.keys.epoch(user))
-            .arg(expected_epoch)
-            .arg(json)
-            .arg(user.as_str())
-            .arg(record.principal.agent_id().map_or("", AgentId::as_str))
-            .arg(last.unix_timestamp())
-            .arg(last.nanosecond())
-            .arg(micros_ceil(record.expires_at))
-            .arg(millis_ceil(record.expires_at))
-            .arg(record.id.to_string());
-        let created: i64 = self.eval(Retry::Idempotent, invocation).await?;
-        Ok(if created == 1 {
-            Created::Created
-        } else {
-            Created::EpochMoved
-        })
-    }
-
-    async fn load(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        let json: Option<String> = self
-            .query(
-                Retry::Idempotent,
-                redis::cmd("HGET")
-                    .arg(self.keys.record(id))
-                    .arg("rec")
-                    .clone(),
-            )
-            .await?;
-        json.as_deref().map(decode).transpose()
-    }
-
-    async fn touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
-        let mut invocation = SCRIPTS.touch.prepare_invoke();
-        invocation
-            .key(self.keys.record(id))
-            .arg(at.unix_timestamp())
-            .arg(at.nanosecond())
-            .arg(rfc3339(at)?);
-        let _moved: i64 = self.eval(Retry::Idempotent, invocation).await?;
-        Ok(())
-    }
-
-    async fn list_active(
-        &self,
-        user_id: &UserId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        let mut invocation = SCRIPTS.list_active.prepare_invoke();
-        invocation
-            .key(self.keys.index(user_id))
-            .arg(self.keys.record_prefix())
-            .arg(micros_floor(now));
-        let listed: Vec<String> = self.eval(Retry::Idempotent, invocation).await?;
-        listed.iter().map(|json| decode(json)).collect()
-    }
-
-    async fn revoke(
-        &self,
-        id: SessionId,
-        reason: &RevocationReason,
-        at: OffsetDateTime,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        let mut invocation = SCRIPTS.revoke.prepare_invoke();
-        invocation
-            .key(self.keys.record(id))
-            .arg(self.keys.index_prefix())
-            .arg(id.to_string())
-            .arg(rfc3339(at)?)
-            .arg(reason.as_str());
-        let revoked: Option<String> = self.eval(Retry::Once, invocation).await?;
-        revoked.as_deref().map(decode).transpose()
-    }
-
-    async fn revoke_many(&self, req: RevokeMany<'_>) -> Result<Vec<SessionRecord>, StoreError> {
-        let (scope, agent) = match req.scope {
-            RevokeScope::All => ("all", ""),
-            RevokeScope::UserSessions => ("user", ""),
-            RevokeScope::Agent(agent) => ("agent", agent.as_str()),
-            other => {
-                return Err(StoreError::backend(std::io::Error::other(format!(
-                    "revocation scope {other:?} is not supported by the redis store"
-                ))));
-            }
-        };
-        let mut invocation = SCRIPTS.revoke_many.prepare_invoke();
-        invocation
-            .key(self.keys.index(req.user_id))
-            .key(self.keys.epoch(req.user_id))
-            .arg(self.keys.record_prefix())
-            .arg(micros_floor(req.at))
-            .arg(if req.scope.moves_epoch() { "1" } else { "0" })
-            .arg(scope)
-            .arg(agent)
-            .arg(req.except.map(|id| id.to_string()).unwrap_or_default())
-            .arg(rfc3339(req.at)?)
-            .arg(req.reason.as_str());
-        let revoked: Vec<String> = self.eval(Retry::Once, invocation).await?;
-        revoked.iter().map(|json| decode(json)).collect()
-    }
-
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let pattern = self.keys.index_pattern();
-        let now = micros_floor(now);
-        let mut cursor: u64 = 0;
-        let mut purged: u64 = 0;
-        loop {
-            let (next, indexes): (u64, Vec<Vec<u8>>) = self
-                .query(
-                    Retry::Idempotent,
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(PURGE_BATCH)
-                        .arg("TYPE")
-                        .arg("zset")
-                        .clone(),
-                )
-                .await?;
-            if !indexes.is_empty() {
-                let mut invocation = SCRIPTS.purge.prepare_invoke();
-                invocation
-                    .key(indexes)
-                    .arg(self.keys.record_prefix())
-                    .arg(now);
-                let n: u64 = self.eval(Retry::Idempotent, invocation).await?;
-                purged += n;
-            }
-            if next == 0 {
-                return Ok(purged);
-            }
-            cursor = next;
-        }
-    }
-
-    async fn publish(&self, revoked: &[SessionId]) -> Result<(), StoreError> {
-        if revoked.is_empty() {
-            return Ok(());
-        }
-        let message = self.publisher.next(revoked);
-        let _receivers: i64 = self
-            .query(
-                Retry::Idempotent,
-                redis::cmd("PUBLISH")
-                    .arg(self.keys.channel())
-                    .arg(message)
-                    .clone(),
-            )
-            .await?;
-        Ok(())
-    }
-
-    fn invalidations(&self) -> Option<broadcast::Receiver<Invalidation>> {
-        Some(self.invalidations.subscribe())
     }
 }

@@ -1,6 +1,7 @@
 //! A revoke-all over 10 000 sessions of one user is one round trip (one `EVALSHA`, counted
-//! with `INFO commandstats`) and returns every record. Skipped when `REDIS_URL` is unset.
-//! A binary of its own, so no other test of this crate calls `EVALSHA` meanwhile.
+//! with `INFO commandstats`) and returns every session, each with its event. Skipped when
+//! `REDIS_URL` is unset. A binary of its own, so no other test of this crate calls
+//! `EVALSHA` meanwhile.
 
 mod common;
 
@@ -8,9 +9,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use session_core::store::{Created, RevokeMany, RevokeScope};
-use session_core::testing::suite::{fresh_user, now_ms, record};
-use session_core::{Principal, RevocationReason, SessionId, SessionStore, UserId};
+use session_core::events::AuditQuery;
+use session_core::store::{Change, RevokeMany, RevokeScope};
+use session_core::testing::suite::{create, fresh_user, now_ms, record_in};
+use session_core::{
+    Actor, EventType, Principal, RevocationReason, SessionId, SessionStore, UserId,
+};
 use session_redis::RedisStore;
 
 use common::{clean, command_calls, connect, raw, redis_url, unique_prefix};
@@ -19,7 +23,6 @@ const SESSIONS: usize = 10_000;
 const WRITERS: usize = 8;
 
 async fn create_many(store: &Arc<RedisStore>, user: &UserId) -> HashSet<SessionId> {
-    let epoch = store.user_epoch(user).await.unwrap();
     let mut writers = tokio::task::JoinSet::new();
     for _ in 0..WRITERS {
         let store = store.clone();
@@ -27,14 +30,13 @@ async fn create_many(store: &Arc<RedisStore>, user: &UserId) -> HashSet<SessionI
         writers.spawn(async move {
             let mut ids = Vec::new();
             for _ in 0..SESSIONS / WRITERS {
-                let (rec, _) = record(
-                    Principal::User {
-                        user_id: user.clone(),
-                    },
+                let (rec, _) = record_in(
+                    &*store,
+                    Principal::user(user.clone()),
                     now_ms(),
                     Duration::from_secs(3600),
                 );
-                assert_eq!(store.create(&rec, epoch).await.unwrap(), Created::Created);
+                create(&*store, &rec).await;
                 ids.push(rec.id);
             }
             ids
@@ -65,25 +67,43 @@ async fn revoke_many_of_ten_thousand_sessions_is_one_evalsha() {
                 user_id: &user,
                 scope: &RevokeScope::All,
                 except: None,
-                reason: &RevocationReason::PasswordReset,
-                at: now_ms(),
+                change: Change {
+                    reason: &RevocationReason::PasswordReset,
+                    actor: Actor::User,
+                    at: now_ms(),
+                },
+                disable_user: false,
             })
             .await
             .unwrap();
         let took = started.elapsed();
         let after = command_calls(&mut admin, "evalsha").await;
 
-        assert_eq!(revoked.len(), SESSIONS);
-        assert!(
-            revoked
-                .iter()
-                .all(|r| r.revocation_reason == Some(RevocationReason::PasswordReset))
-        );
         assert_eq!(
             revoked.iter().map(|r| r.id).collect::<HashSet<_>>(),
             created
         );
-        assert!(store.list_active(&user, now_ms()).await.unwrap().is_empty());
+        assert!(
+            store
+                .list_active(&user, now_ms(), 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let log = store
+            .audit(&AuditQuery {
+                user_id: user.clone(),
+                before: None,
+                limit: SESSIONS,
+            })
+            .await
+            .unwrap();
+        assert!(log.iter().all(|e| e.event_type == EventType::Revoked));
+        assert_eq!(
+            log.iter().map(|e| e.id.clone()).collect::<HashSet<_>>(),
+            revoked.iter().map(|r| r.event_id.clone()).collect(),
+            "one event per session, as returned"
+        );
         println!(
             "revoke_many of {SESSIONS} sessions: {} EVALSHA, {took:?}",
             after - before

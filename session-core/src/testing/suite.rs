@@ -58,6 +58,24 @@ pub fn record(principal: Principal, at: OffsetDateTime, ttl: Duration) -> (Sessi
     (rec, issued.token.expose().to_owned())
 }
 
+/// As [`record`], with an id from `store.new_session_id` (stores that place a user's keys
+/// together, as Redis Cluster needs, encode the place in the id and refuse other ids).
+#[must_use]
+pub fn record_in(
+    store: &dyn SessionStore,
+    principal: Principal,
+    at: OffsetDateTime,
+    ttl: Duration,
+) -> (SessionRecord, String) {
+    let issued = KeySet::new([[3u8; 32]])
+        .expect("key")
+        .issue_for(store.new_session_id(principal.user_id()));
+    let (mut rec, _) = record(principal, at, ttl);
+    rec.id = issued.id;
+    rec.secret_hash = issued.secret_hash;
+    (rec, issued.token.expose().to_owned())
+}
+
 const DAY: Duration = Duration::from_secs(86_400);
 
 fn new_session(rec: &SessionRecord) -> NewSession<'_> {
@@ -107,13 +125,14 @@ async fn user_session_at(
     user: &UserId,
     at: OffsetDateTime,
 ) -> SessionRecord {
-    let (rec, _) = record(Principal::user(user.clone()), at, DAY);
+    let (rec, _) = record_in(store, Principal::user(user.clone()), at, DAY);
     create(store, &rec).await;
     rec
 }
 
 async fn agent_session(store: &dyn SessionStore, user: &UserId, agent: &str) -> SessionRecord {
-    let (rec, _) = record(
+    let (rec, _) = record_in(
+        store,
         Principal::agent(user.clone(), agent, format!("Agent {agent}")),
         now_ms(),
         DAY,
@@ -186,7 +205,8 @@ async fn revoke_many(
 /// included); unknown ids load as `None`; the `session.created` event is logged.
 pub async fn create_and_load(store: Arc<dyn SessionStore>) {
     let user = fresh_user("load");
-    let (mut rec, _) = record(
+    let (mut rec, _) = record_in(
+        &*store,
         Principal::agent(user.clone(), "agent-1", "Helper <bot> \"ü\""),
         now_ms(),
         DAY,
@@ -228,7 +248,7 @@ pub async fn create_records_the_epoch(store: Arc<dyn SessionStore>) {
         RevocationReason::SignedOutEverywhere,
     )
     .await;
-    let (mut rec, _) = record(Principal::user(user.clone()), now_ms(), DAY);
+    let (mut rec, _) = record_in(&*store, Principal::user(user.clone()), now_ms(), DAY);
     rec.epoch = 77;
     create(&*store, &rec).await;
     assert_eq!(store.load(rec.id).await.unwrap().unwrap().epoch, 1);
@@ -264,13 +284,15 @@ pub async fn list_active(store: Arc<dyn SessionStore>) {
     let other = fresh_user("list-other");
     let now = now_ms();
     let a = user_session_at(&*store, &user, now - Duration::from_secs(2)).await;
-    let (agent, _) = record(
+    let (agent, _) = record_in(
+        &*store,
         Principal::agent(user.clone(), "agent-1", "Bot"),
         now - Duration::from_secs(1),
         DAY,
     );
     create(&*store, &agent).await;
-    let (expired, _) = record(
+    let (expired, _) = record_in(
+        &*store,
         Principal::user(user.clone()),
         now - Duration::from_secs(100),
         Duration::from_secs(50),
@@ -452,7 +474,7 @@ pub async fn revoke_idp_sessions(store: Arc<dyn SessionStore>) {
     let user = fresh_user("idp");
     let password = user_session(&*store, &user).await;
     let via = |sid: &str| {
-        let (mut rec, _) = record(Principal::user(user.clone()), now_ms(), DAY);
+        let (mut rec, _) = record_in(&*store, Principal::user(user.clone()), now_ms(), DAY);
         rec.idp = Some(IdpLink {
             issuer: "https://idp.example".into(),
             subject: "sub-1".into(),
@@ -520,7 +542,7 @@ pub async fn epoch_beats_racing_login(store: Arc<dyn SessionStore>) {
     .await;
     let after = store.user_state(&user).await.unwrap().epoch;
     assert_ne!(before.epoch, after, "revoke-all moves the epoch");
-    let (late, _) = record(Principal::user(user.clone()), now_ms(), DAY);
+    let (late, _) = record_in(&*store, Principal::user(user.clone()), now_ms(), DAY);
     let refused = store
         .create(NewSession {
             expected_epoch: Some(before.epoch),
@@ -556,7 +578,12 @@ pub async fn epoch_beats_racing_login(store: Arc<dyn SessionStore>) {
 pub async fn grant_needs_a_live_grantor(store: Arc<dyn SessionStore>) {
     let user = fresh_user("grant");
     let grant = |grantor: SessionId| {
-        let (rec, _) = record(Principal::agent(user.clone(), "bot", "Bot"), now_ms(), DAY);
+        let (rec, _) = record_in(
+            &*store,
+            Principal::agent(user.clone(), "bot", "Bot"),
+            now_ms(),
+            DAY,
+        );
         (rec, grantor)
     };
     async fn try_grant(
@@ -592,7 +619,8 @@ pub async fn grant_needs_a_live_grantor(store: Arc<dyn SessionStore>) {
         .await
         .unwrap();
     let stranger = user_session(&*store, &fresh_user("grant-other")).await;
-    let (expired, _) = record(
+    let (expired, _) = record_in(
+        &*store,
         Principal::user(user.clone()),
         now_ms() - Duration::from_secs(100),
         Duration::from_secs(50),
@@ -628,7 +656,8 @@ pub async fn cap_evicts_the_oldest(store: Arc<dyn SessionStore>) {
         sessions.push(user_session_at(&*store, &user, t0 + Duration::from_secs(i)).await);
     }
     let agent = agent_session(&*store, &user, "bot").await;
-    let (fourth, _) = record(
+    let (fourth, _) = record_in(
+        &*store,
         Principal::user(user.clone()),
         t0 + Duration::from_secs(10),
         DAY,
@@ -658,7 +687,12 @@ pub async fn cap_evicts_the_oldest(store: Arc<dyn SessionStore>) {
     assert_eq!(caps.len(), 2);
     assert!(caps.iter().all(|e| e.actor == Actor::System));
     // An agent grant is not capped.
-    let (bot, _) = record(Principal::agent(user.clone(), "bot", "Bot"), now_ms(), DAY);
+    let (bot, _) = record_in(
+        &*store,
+        Principal::agent(user.clone(), "bot", "Bot"),
+        now_ms(),
+        DAY,
+    );
     let created = store
         .create(NewSession {
             max_user_sessions: Some(1),
@@ -687,7 +721,7 @@ pub async fn disabled_users_cannot_sign_in(store: Arc<dyn SessionStore>) {
         .unwrap();
     assert_eq!(ids(&revoked), vec![s.id]);
     assert!(store.user_state(&user).await.unwrap().disabled);
-    let (rec, _) = record(Principal::user(user.clone()), now_ms(), DAY);
+    let (rec, _) = record_in(&*store, Principal::user(user.clone()), now_ms(), DAY);
     let refused = store.create(new_session(&rec)).await.unwrap();
     assert_eq!(refused, Created::UserDisabled);
     assert_eq!(store.load(rec.id).await.unwrap(), None);
@@ -706,7 +740,7 @@ pub async fn revoke_matching(store: Arc<dyn SessionStore>) {
             SessionKind::User => Principal::user(user.clone()),
             SessionKind::Agent => Principal::agent(user.clone(), "bot", "Bot"),
         };
-        let (mut rec, _) = record(principal, at, DAY);
+        let (mut rec, _) = record_in(&*store, principal, at, DAY);
         rec.ip = Some(ip.into());
         rec.user_agent = ua.then(|| format!("Mozilla/5.0 {marker} Firefox/140.0"));
         rec
@@ -960,7 +994,7 @@ pub async fn concurrent_writers_lose_no_event(store: Arc<dyn SessionStore>) {
         let (store, user, tx) = (store.clone(), user.clone(), tx.clone());
         tokio::spawn(async move {
             for _ in 0..10 {
-                let (rec, _) = record(Principal::user(user.clone()), now_ms(), DAY);
+                let (rec, _) = record_in(&*store, Principal::user(user.clone()), now_ms(), DAY);
                 tx.send(create(&*store, &rec).await).unwrap();
             }
         });
@@ -999,9 +1033,19 @@ pub async fn concurrent_writers_lose_no_event(store: Arc<dyn SessionStore>) {
 pub async fn purge_ended_sessions(store: Arc<dyn SessionStore>) {
     let user = fresh_user("purge");
     let past = OffsetDateTime::from_unix_timestamp(1_000_000_000).unwrap();
-    let (ended, _) = record(Principal::user(user.clone()), past, Duration::from_secs(60));
+    let (ended, _) = record_in(
+        &*store,
+        Principal::user(user.clone()),
+        past,
+        Duration::from_secs(60),
+    );
     create(&*store, &ended).await;
-    let (revoked, _) = record(Principal::user(user.clone()), past, DAY * 365 * 100);
+    let (revoked, _) = record_in(
+        &*store,
+        Principal::user(user.clone()),
+        past,
+        DAY * 365 * 100,
+    );
     create(&*store, &revoked).await;
     store
         .revoke(
@@ -1014,7 +1058,8 @@ pub async fn purge_ended_sessions(store: Arc<dyn SessionStore>) {
         )
         .await
         .unwrap();
-    let (recent, _) = record(
+    let (recent, _) = record_in(
+        &*store,
         Principal::user(user.clone()),
         past + DAY * 2,
         Duration::from_secs(60),
@@ -1106,7 +1151,7 @@ where
     Fut: Future<Output = String>,
 {
     let user = fresh_user("secret");
-    let (rec, token) = record(Principal::user(user.clone()), now_ms(), DAY);
+    let (rec, token) = record_in(&*store, Principal::user(user.clone()), now_ms(), DAY);
     create(&*store, &rec).await;
     let raw = base64_decode(&token);
     let secret = &raw[17..49];

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use session_core::SessionStore;
-use session_core::store::Invalidation;
+use session_core::store::PushMessage;
 use session_redis::RedisStore;
 use tokio::sync::broadcast;
 
@@ -36,11 +36,14 @@ pub async fn connect(url: &str, prefix: &str) -> RedisStore {
         .unwrap_or_else(|e| panic!("REDIS_URL is set but Redis does not answer: {e}"))
 }
 
-/// A plain connection for the test's own commands; panics when Redis does not answer.
+/// A plain connection for the test's own commands (no response timeout: a busy machine
+/// is no failure); panics when Redis does not answer.
 pub async fn raw(url: &str) -> MultiplexedConnection {
     redis::Client::open(url)
         .expect("REDIS_URL is a redis URL")
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+        )
         .await
         .unwrap_or_else(|e| panic!("REDIS_URL is set but Redis does not answer: {e}"))
 }
@@ -77,16 +80,15 @@ pub async fn suite_dump(store: Arc<dyn SessionStore>) -> String {
     dump(&mut raw(&url).await, &prefix).await
 }
 
-/// Every key under `prefix`, whatever its type, and its value as text (values that are not
-/// UTF-8 as `hex:…`), one key per line.
-pub async fn dump(conn: &mut MultiplexedConnection, prefix: &str) -> String {
+/// Every key of the store under `prefix` (they all start with `{PREFIX`)
+pub async fn keys(conn: &mut MultiplexedConnection, prefix: &str) -> Vec<Vec<u8>> {
     let mut keys: Vec<Vec<u8>> = Vec::new();
     let mut cursor: u64 = 0;
     loop {
         let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
-            .arg(format!("{}*", glob_escape(prefix)))
+            .arg(format!("{{{}*", glob_escape(prefix)))
             .arg("COUNT")
             .arg(1000)
             .query_async(conn)
@@ -99,8 +101,14 @@ pub async fn dump(conn: &mut MultiplexedConnection, prefix: &str) -> String {
         cursor = next;
     }
     keys.sort();
+    keys
+}
+
+/// Every key under `prefix`, whatever its type, and its value as text (values that are not
+/// UTF-8 as `hex:…`), one key per line.
+pub async fn dump(conn: &mut MultiplexedConnection, prefix: &str) -> String {
     let mut out = String::new();
-    for key in keys {
+    for key in keys(conn, prefix).await {
         let ty: String = redis::cmd("TYPE")
             .arg(&key)
             .query_async(conn)
@@ -108,8 +116,18 @@ pub async fn dump(conn: &mut MultiplexedConnection, prefix: &str) -> String {
             .expect("TYPE");
         let values: Vec<Vec<u8>> = match ty.as_str() {
             "string" => vec![query(conn, redis::cmd("GET").arg(&key)).await],
-            "hash" => query(conn, redis::cmd("HGETALL").arg(&key)).await,
-            "set" => query(conn, redis::cmd("SMEMBERS").arg(&key)).await,
+            "hash" => {
+                // Field order is the hash table's: sorted, so that equal hashes read equal.
+                let mut pairs: Vec<(Vec<u8>, Vec<u8>)> =
+                    query(conn, redis::cmd("HGETALL").arg(&key)).await;
+                pairs.sort();
+                pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()
+            }
+            "set" => {
+                let mut members: Vec<Vec<u8>> = query(conn, redis::cmd("SMEMBERS").arg(&key)).await;
+                members.sort();
+                members
+            }
             "zset" => {
                 query(
                     conn,
@@ -121,7 +139,14 @@ pub async fn dump(conn: &mut MultiplexedConnection, prefix: &str) -> String {
                 )
                 .await
             }
-            "list" => query(conn, redis::cmd("LRANGE").arg(&key).arg(0).arg(-1)).await,
+            "stream" => {
+                let entries: Vec<(Vec<u8>, Vec<Vec<u8>>)> =
+                    query(conn, redis::cmd("XRANGE").arg(&key).arg("-").arg("+")).await;
+                entries
+                    .into_iter()
+                    .flat_map(|(id, fields)| std::iter::once(id).chain(fields))
+                    .collect()
+            }
             "none" => continue, // expired meanwhile
             other => panic!("unexpected key type {other}"),
         };
@@ -168,44 +193,29 @@ fn glob_escape(text: &str) -> String {
 
 /// Deletes every key under `prefix`.
 pub async fn clean(conn: &mut MultiplexedConnection, prefix: &str) {
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{}*", glob_escape(prefix)))
-            .arg("COUNT")
-            .arg(1000)
+    let keys = keys(conn, prefix).await;
+    for batch in keys.chunks(1000) {
+        let _: i64 = redis::cmd("UNLINK")
+            .arg(batch)
             .query_async(conn)
             .await
-            .expect("SCAN");
-        if !batch.is_empty() {
-            let _: i64 = redis::cmd("UNLINK")
-                .arg(batch)
-                .query_async(conn)
-                .await
-                .expect("UNLINK");
-        }
-        if next == 0 {
-            return;
-        }
-        cursor = next;
+            .expect("UNLINK");
     }
 }
 
-/// The next invalidation within `deadline`; panics on timeout or a closed channel.
-pub async fn next(rx: &mut broadcast::Receiver<Invalidation>, deadline: Duration) -> Invalidation {
+/// The next push message within `deadline`; panics on timeout or a closed channel.
+pub async fn next(rx: &mut broadcast::Receiver<PushMessage>, deadline: Duration) -> PushMessage {
     match tokio::time::timeout(deadline, rx.recv()).await {
         Ok(Ok(msg)) => msg,
-        Ok(Err(e)) => panic!("invalidation channel: {e}"),
-        Err(_) => panic!("no invalidation within {deadline:?}"),
+        Ok(Err(e)) => panic!("push channel: {e}"),
+        Err(_) => panic!("no push message within {deadline:?}"),
     }
 }
 
 /// Waits for `want`, skipping anything else; panics after `deadline`.
 pub async fn wait_for(
-    rx: &mut broadcast::Receiver<Invalidation>,
-    want: Invalidation,
+    rx: &mut broadcast::Receiver<PushMessage>,
+    want: PushMessage,
     deadline: Duration,
 ) {
     let until = tokio::time::Instant::now() + deadline;
@@ -217,8 +227,13 @@ pub async fn wait_for(
     }
 }
 
+/// A payload message.
+pub fn payload(text: &str) -> PushMessage {
+    PushMessage::Payload(Arc::from(text))
+}
+
 /// Drops whatever is queued.
-pub fn drain(rx: &mut broadcast::Receiver<Invalidation>) {
+pub fn drain(rx: &mut broadcast::Receiver<PushMessage>) {
     while rx.try_recv().is_ok() {}
 }
 
