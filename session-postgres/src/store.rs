@@ -100,6 +100,14 @@ impl fmt::Debug for PostgresStore {
 ///     .unwrap();
 /// assert!(PostgresStore::builder().with_schema("no-dashes").is_err());
 /// # let _ = builder;
+///
+/// // Behind a transaction-mode pooler: LISTEN and migrations straight to the server.
+/// let pooled = PostgresStore::builder()
+///     .with_transaction_pooler()
+///     .with_listen_url("postgres://app:s3cret@db.internal:5432/app")
+///     .unwrap();
+/// let debug = format!("{pooled:?}");
+/// assert!(debug.contains("transaction_pooler: true") && !debug.contains("s3cret"));
 /// ```
 #[derive(Clone)]
 #[must_use]
