@@ -91,10 +91,6 @@ CREATE TABLE session_revocation.cursors (
 -- The v1 revoke-all, superseded by revoke_sessions.
 DROP FUNCTION session_revocation.revoke_all_sessions(text, uuid, text, timestamptz);
 
--- Revocations draw each event's position (the transaction's id, the next number of the
--- events' sequence) in the UPDATE's RETURNING, so the result needs no join with the insert.
--- A data-modifying CTE runs to completion whether or not the main query reads it.
-
 -- A bulk revocation of one user's sessions, with their events, in one call. For the scope
 -- 'all' it first moves the user's epoch (and sets the disabled mark when asked), which
 -- locks the user's row: a login holding it finishes first. The function is VOLATILE, so
@@ -145,21 +141,17 @@ BEGIN
                        AND (p_sid IS NULL OR s.idp_sid = p_sid)
                    ELSE false
                END
-        RETURNING s.id, s.user_id, s.kind, s.agent_id, s.agent_name, s.expires_at,
-                  pg_current_xact_id() AS xid,
-                  nextval('session_revocation.events_seq_seq') AS seq
+        RETURNING s.id, s.user_id, s.kind, s.agent_id, s.agent_name, s.expires_at
     ), e AS (
         INSERT INTO session_revocation.events
-            (xid, seq, event_type, occurred_at, session_id, user_id, session_kind, agent_id,
-             reason, actor)
-        OVERRIDING SYSTEM VALUE
-        SELECT r.xid, r.seq, 'session.revoked', p_at, r.id, r.user_id, r.kind, r.agent_id,
-               p_reason, p_actor
+            (event_type, occurred_at, session_id, user_id, session_kind, agent_id, reason, actor)
+        SELECT 'session.revoked', p_at, r.id, r.user_id, r.kind, r.agent_id, p_reason, p_actor
           FROM r
+        RETURNING events.session_id, events.xid, events.seq
     )
     SELECT r.id, r.user_id, r.kind, r.agent_id, r.agent_name, r.expires_at,
-           lpad(r.xid::text, 20, '0') || '-' || lpad(r.seq::text, 19, '0')
-      FROM r;
+           lpad(e.xid::text, 20, '0') || '-' || lpad(e.seq::text, 19, '0')
+      FROM r JOIN e ON e.session_id = r.id;
 END
 $$;
 
@@ -238,22 +230,19 @@ BEGIN
         ), r AS (
             UPDATE session_revocation.sessions AS s
                SET revoked_at = p_created_at, revocation_reason = 'session_limit'
-              FROM live WHERE s.id = live.id AND s.revoked_at IS NULL
-            RETURNING s.id, s.user_id, s.kind, s.agent_id, s.agent_name, s.expires_at,
-                      pg_current_xact_id() AS xid,
-                      nextval('session_revocation.events_seq_seq') AS seq
+              FROM live WHERE s.id = live.id
+            RETURNING s.id, s.user_id, s.kind, s.agent_id, s.agent_name, s.expires_at
         ), e AS (
             INSERT INTO session_revocation.events
-                (xid, seq, event_type, occurred_at, session_id, user_id, session_kind, agent_id,
-                 reason, actor)
-            OVERRIDING SYSTEM VALUE
-            SELECT r.xid, r.seq, 'session.revoked', p_created_at, r.id, r.user_id, r.kind,
-                   r.agent_id, 'session_limit', 'system'
+                (event_type, occurred_at, session_id, user_id, session_kind, agent_id, reason, actor)
+            SELECT 'session.revoked', p_created_at, r.id, r.user_id, r.kind, r.agent_id,
+                   'session_limit', 'system'
               FROM r
+            RETURNING events.session_id, events.xid, events.seq
         )
         SELECT 'evicted', r.id, r.user_id, r.kind, r.agent_id, r.agent_name, r.expires_at,
-               lpad(r.xid::text, 20, '0') || '-' || lpad(r.seq::text, 19, '0')
-          FROM r;
+               lpad(e.xid::text, 20, '0') || '-' || lpad(e.seq::text, 19, '0')
+          FROM r JOIN e ON e.session_id = r.id;
     END IF;
     INSERT INTO session_revocation.sessions
         (id, secret_hash, user_id, kind, agent_id, agent_name, created_at, last_active_at,

@@ -381,6 +381,9 @@ impl PostgresStore {
     /// while it works. Its bookkeeping is `SCHEMA._sqlx_migrations`, so it does not mix
     /// with the application's own sqlx migrations.
     ///
+    /// Migrations only add: a node of an older version, started after a newer one migrated
+    /// the database further, finds nothing to do (rolling upgrades).
+    ///
     /// It runs on a connection of its own, to the listen URL when one is set
     /// ([`PostgresStoreBuilder::with_listen_url`]).
     ///
@@ -411,6 +414,9 @@ impl PostgresStore {
                     .collect(),
             )
         };
+        // A node of an older version, started after a newer one migrated further, finds
+        // nothing to do instead of refusing to start (migrations only add).
+        migrator.set_ignore_missing(true);
         migrator.create_schema(schema.to_owned());
         migrator.dangerous_set_table_name(format!("{schema}._sqlx_migrations"));
         // A pool of its own, closed afterwards whatever happens: the migrator releases its

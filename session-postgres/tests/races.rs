@@ -266,7 +266,7 @@ async fn concurrent_migrations_on_a_fresh_database() {
     .await
     .unwrap();
     let (applied, app_table) = result;
-    assert_eq!(applied, 2, "each migration applied once");
+    assert_eq!(applied, 3, "each migration applied once");
     assert_eq!(
         app_table, None,
         "the application's _sqlx_migrations is left alone"

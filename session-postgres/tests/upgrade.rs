@@ -100,7 +100,7 @@ async fn a_v1_database_upgrades_in_place() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(applied, 2);
+    assert_eq!(applied, 3, "v1 kept, v2 and its fixes applied");
     let rec = store.load(live).await.unwrap().expect("kept");
     assert_eq!(
         (rec.epoch, rec.idp.clone(), rec.ip.as_deref()),
