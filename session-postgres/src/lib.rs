@@ -151,7 +151,10 @@
 //! sqlx's named prepared statements collide on the pooler's shared server connections
 //! ("prepared statement \"sqlx_s_1\" already exists"), and PgBouncer refuses the
 //! `options` startup parameter the store uses to pin the isolation level. A pooler in
-//! session mode needs neither option.
+//! session mode needs neither option. (PgBouncer 1.21 and later can also carry named
+//! prepared statements across server connections, `max_prepared_statements`; the store's
+//! transaction mode does not rely on it, so it works with older PgBouncers, such as
+//! Debian 12's 1.18, and with other poolers.)
 //!
 //! # Security
 //!

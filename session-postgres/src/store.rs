@@ -100,6 +100,14 @@ impl fmt::Debug for PostgresStore {
 ///     .unwrap();
 /// assert!(PostgresStore::builder().with_schema("no-dashes").is_err());
 /// # let _ = builder;
+///
+/// // Behind a transaction-mode pooler: LISTEN and migrations straight to the server.
+/// let pooled = PostgresStore::builder()
+///     .with_transaction_pooler()
+///     .with_listen_url("postgres://app:s3cret@db.internal:5432/app")
+///     .unwrap();
+/// let debug = format!("{pooled:?}");
+/// assert!(debug.contains("transaction_pooler: true") && !debug.contains("s3cret"));
 /// ```
 #[derive(Clone)]
 #[must_use]
@@ -373,6 +381,9 @@ impl PostgresStore {
     /// while it works. Its bookkeeping is `SCHEMA._sqlx_migrations`, so it does not mix
     /// with the application's own sqlx migrations.
     ///
+    /// Migrations only add: a node of an older version, started after a newer one migrated
+    /// the database further, finds nothing to do (rolling upgrades).
+    ///
     /// It runs on a connection of its own, to the listen URL when one is set
     /// ([`PostgresStoreBuilder::with_listen_url`]).
     ///
@@ -403,6 +414,9 @@ impl PostgresStore {
                     .collect(),
             )
         };
+        // A node of an older version, started after a newer one migrated further, finds
+        // nothing to do instead of refusing to start (migrations only add).
+        migrator.set_ignore_missing(true);
         migrator.create_schema(schema.to_owned());
         migrator.dangerous_set_table_name(format!("{schema}._sqlx_migrations"));
         // A pool of its own, closed afterwards whatever happens: the migrator releases its

@@ -6,6 +6,10 @@
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
 //! cargo test -p session-postgres --release --test bench -- --ignored --nocapture --test-threads 1
 //! ```
+//!
+//! With `BENCH_PGBOUNCER_URL` set (a PgBouncer in transaction mode in front of
+//! `DATABASE_URL`'s server), the store's queries go through it
+//! (`with_transaction_pooler`), LISTEN and migrations direct.
 
 mod common;
 
@@ -14,7 +18,7 @@ use std::time::{Duration, Instant};
 use session_core::store::{Change, RevokeMany, RevokeScope, SessionFilter};
 use session_core::testing::suite::now_ms;
 use session_core::{Actor, RevocationReason, SessionId, SessionStore, UserId};
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, PgPool};
 
 fn change(reason: &RevocationReason) -> Change<'_> {
     Change {
@@ -38,13 +42,7 @@ fn summary(mut samples: Vec<Duration>) -> String {
 
 /// `n` user sessions, `per_user` each, of users `PREFIX0…`, inserted in one statement
 /// (set-up, not what is measured).
-async fn insert_sessions(
-    store: &session_postgres::PostgresStore,
-    prefix: &str,
-    n: i64,
-    per_user: i64,
-) {
-    let schema = store.schema();
+async fn insert_sessions(direct: &PgPool, schema: &str, prefix: &str, n: i64, per_user: i64) {
     sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO {schema}.sessions
             (id, secret_hash, user_id, kind, agent_id, agent_name, created_at, last_active_at,
@@ -61,22 +59,40 @@ async fn insert_sessions(
     .bind(prefix)
     .bind(n)
     .bind(per_user)
-    .execute(store.pool())
+    .execute(direct)
     .await
     .unwrap();
     sqlx::query(AssertSqlSafe(format!("ANALYZE {schema}.sessions")))
-        .execute(store.pool())
+        .execute(direct)
         .await
         .unwrap();
 }
 
-async fn ids_of(store: &session_postgres::PostgresStore, user: &str) -> Vec<SessionId> {
+/// The store under measurement: direct, or through the pooler at `BENCH_PGBOUNCER_URL`.
+async fn bench_store(url: &str, schema: &str) -> session_postgres::PostgresStore {
+    let Ok(pooler) = std::env::var("BENCH_PGBOUNCER_URL") else {
+        return common::store_in(url, schema).await;
+    };
+    println!("through the pooler at {pooler}");
+    let store = session_postgres::PostgresStore::builder()
+        .with_schema(schema)
+        .unwrap()
+        .with_transaction_pooler()
+        .with_listen_url(url)
+        .unwrap()
+        .connect(&pooler)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+async fn ids_of(direct: &PgPool, schema: &str, user: &str) -> Vec<SessionId> {
     let rows: Vec<uuid::Uuid> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT id FROM {}.sessions WHERE user_id = $1",
-        store.schema()
+        "SELECT id FROM {schema}.sessions WHERE user_id = $1"
     )))
     .bind(user)
-    .fetch_all(store.pool())
+    .fetch_all(direct)
     .await
     .unwrap();
     rows.into_iter().map(SessionId::from).collect()
@@ -89,15 +105,16 @@ async fn revoke_latency() {
         return;
     };
     let schema = common::fresh_schema("bench_revoke");
-    let store = common::store_in(&url, &schema).await;
+    let store = bench_store(&url, &schema).await;
     let runs = 300;
     // One session per user for `revoke`, 100 per user for `revoke_many`.
-    insert_sessions(&store, "single", runs + 20, 1).await;
-    insert_sessions(&store, "many", (runs + 20) * 100, 100).await;
+    let direct = PgPool::connect(&url).await.unwrap();
+    insert_sessions(&direct, &schema, "single", runs + 20, 1).await;
+    insert_sessions(&direct, &schema, "many", (runs + 20) * 100, 100).await;
     let reason = RevocationReason::AdminRevoked;
     let mut one = Vec::new();
     for i in 0..runs + 20 {
-        let id = ids_of(&store, &format!("single{i}")).await[0];
+        let id = ids_of(&direct, &schema, &format!("single{i}")).await[0];
         let started = Instant::now();
         let revoked = store.revoke(id, change(&reason)).await.unwrap();
         let took = started.elapsed();
@@ -141,9 +158,10 @@ async fn revoke_matching_over_100k_sessions() {
         return;
     };
     let schema = common::fresh_schema("bench_match");
-    let store = common::store_in(&url, &schema).await;
+    let store = bench_store(&url, &schema).await;
     let started = Instant::now();
-    insert_sessions(&store, "m", 100_000, 10).await;
+    let direct = PgPool::connect(&url).await.unwrap();
+    insert_sessions(&direct, &schema, "m", 100_000, 10).await;
     println!(
         "100 000 sessions of 10 000 users inserted in {:?}",
         started.elapsed()

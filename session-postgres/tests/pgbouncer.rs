@@ -198,6 +198,7 @@ async fn a_plain_store_fails_through_the_bouncer() {
     assert!(err.to_string().contains("options"), "{err}");
     // Without the startup parameter, but with sqlx's prepared statements: concurrent
     // clients' statements collide on the shared server connections.
+    pooled_store(b, SUITE_SCHEMA).await; // the schema exists
     let pool = PostgresStore::pool_options().connect(&b.url).await.unwrap();
     let plain = PostgresStore::builder()
         .with_schema(SUITE_SCHEMA)

@@ -131,6 +131,86 @@ async fn concurrent_logins_stay_within_the_cap() {
     assert_eq!(evicted, 21, "every session beyond the cap was evicted once");
 }
 
+/// The cap's eviction and a revocation of the same session racing: the eviction, which
+/// read the session as live, finds it revoked when it gets the row and leaves it (no second
+/// revocation, no second event, the first reason kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eviction_skips_a_session_revoked_meanwhile() {
+    let Some(url) = common::database_url() else {
+        return;
+    };
+    let schema = common::fresh_schema("evict");
+    let store = Arc::new(common::store_in(&url, &schema).await);
+    let pool = PgPool::connect(&url).await.unwrap();
+    let user = fresh_user("evict");
+    let t0 = now_ms();
+    let mut old = Vec::new();
+    for i in 0..2 {
+        let (rec, _) = record(
+            Principal::user(user.clone()),
+            t0 + Duration::from_secs(i),
+            DAY,
+        );
+        session_core::testing::suite::create(&*store, &rec).await;
+        old.push(rec.id);
+    }
+    // A revocation of the oldest, not yet committed (holds its row).
+    let mut revoking = pool.begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {schema}.sessions SET revoked_at = now(), revocation_reason = 'signed_out'
+          WHERE id = $1"
+    )))
+    .bind(old[0].as_uuid())
+    .execute(&mut *revoking)
+    .await
+    .unwrap();
+    let login = {
+        let (store, user) = (store.clone(), user.clone());
+        tokio::spawn(async move {
+            let (rec, _) = record(Principal::user(user), now_ms(), DAY);
+            store
+                .create(NewSession {
+                    record: &rec,
+                    expected_epoch: None,
+                    granted_by: None,
+                    max_user_sessions: Some(2),
+                    actor: Actor::User,
+                })
+                .await
+                .unwrap()
+        })
+    };
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE wait_event_type = 'Lock' AND query LIKE '%{schema}.create_session%'"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(waiting.clone()))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if n == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the eviction never waited");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    revoking.commit().await.unwrap();
+    let Created::Created { evicted, .. } = login.await.unwrap() else {
+        panic!("refused")
+    };
+    assert!(evicted.is_empty(), "{evicted:?}");
+    let rec = store.load(old[0]).await.unwrap().unwrap();
+    assert_eq!(rec.revocation_reason, Some(RevocationReason::SignedOut));
+    assert_eq!(
+        store.list_active(&user, now_ms(), 10).await.unwrap().len(),
+        2
+    );
+    pool.close().await;
+    common::drop_schema(&url, &schema).await;
+}
+
 /// Eight nodes migrating a fresh database at once: one applies, the rest wait on the
 /// migrator's advisory lock and find nothing to do; a second round is a no-op.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +266,7 @@ async fn concurrent_migrations_on_a_fresh_database() {
     .await
     .unwrap();
     let (applied, app_table) = result;
-    assert_eq!(applied, 2, "each migration applied once");
+    assert_eq!(applied, 3, "each migration applied once");
     assert_eq!(
         app_table, None,
         "the application's _sqlx_migrations is left alone"
