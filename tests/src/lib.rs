@@ -47,8 +47,18 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 
-/// Name of the session cookie the example apps set by default.
+/// Name of the session cookie the example apps set with `SESSION_COOKIE_SECURE=false` (the
+/// harness's default).
 pub const COOKIE_NAME: &str = "session";
+
+/// Name of the session cookie with `Secure` (the apps' own default): `__Host-` prefixed.
+pub const SECURE_COOKIE_NAME: &str = "__Host-session";
+
+/// Whether `name` is one of the session cookie's names.
+#[must_use]
+pub fn is_session_cookie(name: &str) -> bool {
+    name == COOKIE_NAME || name == SECURE_COOKIE_NAME
+}
 
 /// What the app prints once it accepts connections; the address follows it.
 pub const READY_MARKER: &str = "listening on http://";
@@ -466,6 +476,8 @@ pub struct Browser {
     base_url: String,
     user_agent: String,
     token: Option<String>,
+    /// The name the app gave the session cookie (it is sent back under it).
+    cookie_name: String,
 }
 
 impl Browser {
@@ -485,6 +497,7 @@ impl Browser {
             base_url: base_url.trim_end_matches('/').to_owned(),
             user_agent: user_agent.to_owned(),
             token: None,
+            cookie_name: COOKIE_NAME.to_owned(),
         }
     }
 
@@ -507,7 +520,7 @@ impl Browser {
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let builder = self.bare_request(method, path);
         match &self.token {
-            Some(token) => builder.header(header::COOKIE, format!("{COOKIE_NAME}={token}")),
+            Some(token) => builder.header(header::COOKIE, format!("{}={token}", self.cookie_name)),
             None => builder,
         }
     }
@@ -550,7 +563,8 @@ impl Browser {
                 });
         }
         for cookie in reply.set_cookies() {
-            if cookie.name == COOKIE_NAME {
+            if is_session_cookie(&cookie.name) {
+                self.cookie_name.clone_from(&cookie.name);
                 if cookie.value.is_empty() || cookie.attr("max-age") == Some("0") {
                     self.token = None;
                 } else {
@@ -715,7 +729,7 @@ impl Reply {
         let mut cookies: Vec<_> = self
             .set_cookies()
             .into_iter()
-            .filter(|c| c.name == COOKIE_NAME)
+            .filter(|c| is_session_cookie(&c.name))
             .collect();
         assert!(
             cookies.len() <= 1,

@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use session_conformance::{App, Browser, COOKIE_NAME, Framework, Reply, Target};
+use session_conformance::{
+    App, Browser, COOKIE_NAME, Framework, Reply, SECURE_COOKIE_NAME, Target,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -72,7 +74,12 @@ fn assert_deletes_cookie(reply: &Reply, secure: bool) {
         "expected one deleting Set-Cookie, got {raw:?}"
     );
     let cookie = reply.session_cookie().expect("a session Set-Cookie");
-    assert_eq!(cookie.name, COOKIE_NAME, "{}", cookie.raw);
+    let name = if secure {
+        SECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    };
+    assert_eq!(cookie.name, name, "{}", cookie.raw);
     assert_eq!(cookie.value, "", "{}", cookie.raw);
     let mut expected = vec!["expires", "httponly", "max-age", "path", "samesite"];
     if secure {
@@ -676,7 +683,8 @@ async fn revoke(by: &mut Browser, whom: &mut Browser) {
 }
 
 /// A navigation to `path` → 303 to `/login?return_to=PATH` (percent-encoded as
-/// `encoded`, or raw), clearing the cookie when the browser sent one.
+/// `encoded`, or raw), clearing the cookie when the browser sent one; with a revoked
+/// cookie (`had_cookie`: it was revoked), `&reason=session_revoked` follows.
 async fn assert_redirects_to_login(
     browser: &mut Browser,
     path: &str,
@@ -686,9 +694,14 @@ async fn assert_redirects_to_login(
     let reply = browser.navigate(path).await;
     reply.assert_status(303);
     let location = reply.header("location").expect("a Location");
+    let reason = if had_cookie {
+        "&reason=session_revoked"
+    } else {
+        ""
+    };
     assert!(
-        location == format!("/login?return_to={encoded}")
-            || location == format!("/login?return_to={path}"),
+        location == format!("/login?return_to={encoded}{reason}")
+            || location == format!("/login?return_to={path}{reason}"),
         "Location {location:?} for {path}"
     );
     if had_cookie {

@@ -33,8 +33,14 @@ fn two_nodes(framework: Framework) -> TwoNodes {
     let store = FaultyStore::new(MemoryStore::new());
     let shared: Arc<dyn SessionStore> = store.clone();
     TwoNodes {
-        a: App::serve(framework, Demo::with_store(&settings, shared.clone())),
-        b: App::serve(framework, Demo::with_store(&settings, shared)),
+        a: App::serve(
+            framework,
+            Demo::with_store(&settings, shared.clone()).expect("valid settings"),
+        ),
+        b: App::serve(
+            framework,
+            Demo::with_store(&settings, shared).expect("valid settings"),
+        ),
         store,
     }
 }
@@ -269,7 +275,7 @@ for_both!(
 /// the actix middleware, and a revocation through either is enforced by both at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_cross_frameworks() {
-    let demo = Demo::with_store(&settings(), Arc::new(MemoryStore::new()));
+    let demo = Demo::with_store(&settings(), Arc::new(MemoryStore::new())).expect("valid settings");
     let axum = App::serve(Framework::Axum, demo.clone());
     let actix = App::serve(Framework::Actix, demo);
 

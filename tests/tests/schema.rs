@@ -553,8 +553,14 @@ async fn outage_walk(framework: Framework) -> Vec<Exchange> {
     let settings = settings(&[]);
     let store = FaultyStore::new(MemoryStore::new());
     let shared: Arc<dyn SessionStore> = store.clone();
-    let warm = App::serve(framework, Demo::with_store(&settings, shared.clone()));
-    let cold = App::serve(framework, Demo::with_store(&settings, shared));
+    let warm = App::serve(
+        framework,
+        Demo::with_store(&settings, shared.clone()).expect("valid settings"),
+    );
+    let cold = App::serve(
+        framework,
+        Demo::with_store(&settings, shared).expect("valid settings"),
+    );
     let mut alice = logged_in(&warm, "alice").await;
     let granted = alice
         .post_json("/agents", &json!({ "name": "Calendar bot" }))

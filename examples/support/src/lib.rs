@@ -292,6 +292,22 @@ impl Demo {
     /// password reset, the OpenAPI document, and (with `ADMIN_TOKEN`) the admin routes.
     #[must_use]
     pub fn routes(&self) -> RouteTable {
+        let table = openapi::document(self.table());
+        let doc = openapi::openapi_json(&table);
+        table.route(Route::new(
+            Method::GET,
+            "/openapi.json",
+            Access::Public,
+            "openapi",
+            move |_| {
+                let doc = doc.clone();
+                async move { Reply::json_text(StatusCode::OK, doc.as_ref().clone()) }
+            },
+        ))
+    }
+
+    /// The routes of [`Demo::routes`] but the document itself.
+    fn table(&self) -> RouteTable {
         let demo = self.clone();
         let reset = Route::new(
             Method::POST,
@@ -313,19 +329,24 @@ impl Demo {
             let admin = Admin::new(self.gate.clone(), move |headers| token.matches(headers));
             table = table.merge(admin.routes());
         }
-        let table = openapi::document(table);
-        let doc = openapi::openapi_json(&table);
-        table.route(Route::new(
-            Method::GET,
-            "/openapi.json",
-            Access::Public,
-            "openapi",
-            move |_| {
-                let doc = doc.clone();
-                async move { Reply::json_text(StatusCode::OK, doc.as_ref().clone()) }
-            },
-        ))
+        table
     }
+}
+
+/// The OpenAPI document an app with the default settings serves (no `ADMIN_TOKEN`: no
+/// admin routes), as JSON.
+///
+/// # Panics
+///
+/// Never: the default settings are valid.
+#[must_use]
+pub fn openapi_json() -> String {
+    let settings = Settings::from_lookup(0, |_| None).expect("the defaults are valid");
+    let demo =
+        Demo::with_store(&settings, Arc::new(MemoryStore::new())).expect("the defaults are valid");
+    openapi::openapi_json(&openapi::document(demo.table()))
+        .as_ref()
+        .clone()
 }
 
 async fn revoke_for_reset(gate: &SessionGate, user: &UserId) -> Result<usize, SessionError> {

@@ -13,8 +13,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Argon2, PasswordHash};
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use session_core::StoreError;
 
 /// The demo users.
@@ -65,9 +66,8 @@ fn backend_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreErro
 
 /// An Argon2id PHC string of `password`, with a fresh salt.
 fn hash(password: &str) -> Result<String, StoreError> {
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
     Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| StoreError::Corrupt(format!("hashing a password: {e}")))
 }
