@@ -21,7 +21,6 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
@@ -123,9 +122,5 @@ async fn dispatch(
         peer: req.peer_addr().map(|a| a.ip()),
         session: None,
     };
-    let reply = table.call(index, call).await;
-    if reply.status == http1::StatusCode::NOT_FOUND && reply.body.is_empty() {
-        return HttpResponse::build(StatusCode::NOT_FOUND).finish();
-    }
-    reply_response(reply)
+    reply_response(table.call(index, call).await)
 }

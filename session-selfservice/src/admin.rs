@@ -167,7 +167,7 @@ impl Admin {
             if authorize(&call.headers) {
                 Ok(())
             } else {
-                Err(Reply::empty(StatusCode::NOT_FOUND))
+                Err(Reply::error(StatusCode::NOT_FOUND, codes::NOT_FOUND))
             }
         }));
         let admin = self.clone();

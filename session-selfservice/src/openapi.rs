@@ -126,11 +126,12 @@ error_schemas! {
         => [codes::USER_SESSION_REQUIRED];
     Forbidden("An agent session may not manage the user's sessions and agents; or the request came from another site (nothing was changed).")
         => [codes::USER_SESSION_REQUIRED, RejectionCode::CrossSiteRequest.as_str()];
-    InvalidAgentName("The agent's name is empty (once trimmed) or longer than 200 bytes.")
-        => [codes::INVALID_AGENT_NAME];
+    InvalidAgentName("The agent's name is empty (once trimmed) or longer than 200 bytes; or the body is not the JSON object.")
+        => [codes::INVALID_AGENT_NAME, codes::INVALID_BODY];
     CrossSite("A state-changing request with the session cookie came from another site; nothing was changed.")
         => rejection_codes(http::StatusCode::FORBIDDEN);
     InvalidBody("The body could not be parsed.") => [codes::INVALID_BODY];
+    BodyTooLarge("The body is larger than the route reads (64 KiB).") => [codes::BODY_TOO_LARGE];
     InvalidQuery("The query string could not be parsed.") => [codes::INVALID_QUERY];
     BadFilter("No field to match, or a field that does not parse.")
         => [codes::EMPTY_FILTER, codes::INVALID_BODY];
@@ -316,8 +317,8 @@ impl<'r> ToResponse<'r> for LoginRedirect {
 pub(crate) mod operations {
     use super::{
         AdminRevoke, AdminSessionView, AgentGrant, AgentGranted, AgentMeView, BadFilter,
-        EventSchema, EventsPage, Forbidden, InvalidAgentName, InvalidBody, InvalidQuery,
-        LoginRedirect, MatchingAnswer, MeView, NotFound, RevokeMatching, Revoked,
+        BodyTooLarge, EventSchema, EventsPage, Forbidden, InvalidAgentName, InvalidBody,
+        InvalidQuery, LoginRedirect, MatchingAnswer, MeView, NotFound, RevokeMatching, Revoked,
         ServiceUnavailable, SessionView, Unauthorized, UserSessionRequired,
     };
 
@@ -482,7 +483,7 @@ pub(crate) mod operations {
             (status = 201, description = "The agent session and its bearer token, shown this once.", body = AgentGranted),
             (status = 401, response = Unauthorized),
             (status = 403, description = "An agent session, or a cross-site request.", body = Forbidden),
-            (status = 413, description = "The body is larger than 64 KiB.", body = InvalidBody),
+            (status = 413, description = "The body is larger than 64 KiB.", body = BodyTooLarge),
             (status = 422, description = "The body is not the JSON object, or the name is empty (once trimmed) or longer than 200 bytes.", content((InvalidAgentName = "application/json"))),
             (status = 503, response = ServiceUnavailable),
         )
@@ -528,7 +529,7 @@ pub(crate) mod operations {
         responses(
             (status = 200, description = "A page of the log.", body = EventsPage),
             (status = 400, description = "A query that does not parse.", body = InvalidQuery),
-            (status = 404, description = "No admin token, or a wrong one."),
+            (status = 404, description = "No admin token, or a wrong one.", body = NotFound),
             (status = 503, response = ServiceUnavailable),
         )
     )]
@@ -551,7 +552,7 @@ pub(crate) mod operations {
         responses(
             (status = 200, description = "The user's events, newest first.", body = [EventSchema]),
             (status = 400, description = "No `user_id`, or a query that does not parse.", body = InvalidQuery),
-            (status = 404, description = "No admin token, or a wrong one."),
+            (status = 404, description = "No admin token, or a wrong one.", body = NotFound),
             (status = 503, response = ServiceUnavailable),
         )
     )]
@@ -569,7 +570,7 @@ pub(crate) mod operations {
         security(("admin_bearer" = [])),
         responses(
             (status = 200, description = "The active sessions, newest first.", body = [AdminSessionView]),
-            (status = 404, description = "No admin token, or a wrong one."),
+            (status = 404, description = "No admin token, or a wrong one.", body = NotFound),
             (status = 503, response = ServiceUnavailable),
         )
     )]
@@ -587,7 +588,7 @@ pub(crate) mod operations {
         security(("admin_bearer" = [])),
         responses(
             (status = 204, description = "Revoked."),
-            (status = 404, description = "Unknown or already ended; or no admin token, or a wrong one."),
+            (status = 404, description = "Unknown or already ended; or no admin token, or a wrong one.", body = NotFound),
             (status = 503, response = ServiceUnavailable),
         )
     )]
@@ -607,7 +608,7 @@ pub(crate) mod operations {
         security(("admin_bearer" = [])),
         responses(
             (status = 200, description = "How many sessions were revoked.", body = Revoked),
-            (status = 404, description = "No admin token, or a wrong one."),
+            (status = 404, description = "No admin token, or a wrong one.", body = NotFound),
             (status = 422, description = "A body that is not the JSON object.", body = InvalidBody),
             (status = 503, response = ServiceUnavailable),
         )
@@ -629,7 +630,7 @@ pub(crate) mod operations {
         responses(
             (status = 200, description = "`{\"revoked\": N}`, or `{\"matched\": N}` for a dry run.", body = MatchingAnswer),
             (status = 400, description = "No field to match, or a field that does not parse.", body = BadFilter),
-            (status = 404, description = "No admin token, or a wrong one."),
+            (status = 404, description = "No admin token, or a wrong one.", body = NotFound),
             (status = 422, description = "A body that is not the JSON object.", body = InvalidBody),
             (status = 503, response = ServiceUnavailable),
         )
@@ -804,6 +805,7 @@ fn components() -> Components {
     schema::<InvalidAgentName>(&mut c);
     schema::<CrossSite>(&mut c);
     schema::<InvalidBody>(&mut c);
+    schema::<BodyTooLarge>(&mut c);
     schema::<InvalidQuery>(&mut c);
     schema::<BadFilter>(&mut c);
     response::<Unauthorized>(&mut c);

@@ -219,22 +219,24 @@ async fn redis_nodes_share_sessions_and_revocations() {
             .get_multiplexed_async_connection()
             .await
             .expect("redis");
-        let key = format!("session:s:{id}");
-        let rec: String = redis::cmd("HGET")
-            .arg(&key)
-            .arg("rec")
-            .query_async(&mut conn)
+        // The record's key, as the store's crate docs lay it out: the shard's hash tag,
+        // then `:s:` and the id.
+        let store = session_redis::RedisStore::connect(url.as_str())
             .await
-            .expect("the session's record");
-        let mut rec: serde_json::Value = serde_json::from_str(&rec).expect("record JSON");
-        rec["revoked_at"] = json!("2026-01-01T00:00:00Z");
-        rec["revocation_reason"] = json!("admin_revoked");
+            .expect("redis store");
+        let session: session_core::SessionId = id.parse().expect("a session id");
+        let key = format!(
+            "{}:s:{id}",
+            store.shard_tag(store.shard_of_session(session))
+        );
+        // The record hash keeps the revocation beside the record's JSON: `rv` (Unix
+        // nanoseconds) and `rr` (the reason), as session-redis's codec reads them.
         let _: i64 = redis::cmd("HSET")
             .arg(&key)
-            .arg("rec")
-            .arg(rec.to_string())
-            .arg("rev")
-            .arg("1")
+            .arg("rv")
+            .arg("1767225600000000000")
+            .arg("rr")
+            .arg("admin_revoked")
             .query_async(&mut conn)
             .await
             .expect("HSET");

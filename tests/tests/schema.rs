@@ -26,7 +26,7 @@ use session_core::testing::FaultyStore;
 use session_core::{MemoryStore, SessionStore};
 
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-const ADMIN_TOKEN: &str = "schema-test-admin-token";
+const ADMIN_TOKEN: &str = "schema-test-admin-token-of-32-bytes-or-more";
 const UNKNOWN_ID: &str = "0190f2a4-5b6c-7d8e-9fa0-b1c2d3e4f5a6";
 
 /// The self-service routes that need a session, with a concrete path.
@@ -371,17 +371,15 @@ async fn healthy_walk(app: &App) {
         listed.text()
     );
 
-    // The agent: reads, but may not manage.
+    // The agent: knows itself, but neither reads nor manages the user's sessions.
     call_bearer(app, &Method::GET, "/agent/me", &agent_token)
         .await
         .assert_status(200);
     let me = call_bearer(app, &Method::GET, "/me", &agent_token).await;
     me.assert_status(200);
     assert_eq!(me.json()["kind"], "agent");
-    call_bearer(app, &Method::GET, "/sessions", &agent_token)
-        .await
-        .assert_status(200);
     for (method, path) in [
+        (Method::GET, "/sessions".to_owned()),
         (Method::DELETE, format!("/sessions/{laptop_id}")),
         (Method::POST, "/sessions/revoke-others".to_owned()),
         (Method::POST, "/sessions/revoke-all".to_owned()),
@@ -405,7 +403,7 @@ async fn healthy_walk(app: &App) {
         .request(Method::POST, "/agents")
         .header(CONTENT_TYPE, "application/json")
         .body("{not json");
-    alice.send(not_json).await.assert_status(400);
+    assert_error(&alice.send(not_json).await, 422, "invalid_body");
     let no_type = alice.request(Method::POST, "/agents").body("{}");
     let no_type = alice.send(no_type).await;
     assert!(no_type.status.is_client_error(), "{no_type:?}");
@@ -533,6 +531,141 @@ async fn healthy_walk(app: &App) {
     let wrong = anyone.send(admin(None, "not-the-admin-token")).await;
     wrong.assert_status(404);
 
+    // The other admin routes: read the log and the audit, a user's sessions, revoke one,
+    // revoke across users; bad queries and bodies; a wrong token.
+    let _carol = logged_in(app, "carol").await;
+    let admin_get =
+        |path: &str, token: &str| builder.bare_request(Method::GET, path).bearer_auth(token);
+    let page = anyone
+        .send(admin_get("/admin/events?limit=5", ADMIN_TOKEN))
+        .await;
+    page.assert_status(200);
+    let next = page.json()["next_cursor"]
+        .as_str()
+        .expect("a cursor")
+        .to_owned();
+    anyone
+        .send(admin_get(
+            &format!("/admin/events?after={next}&type=session.revoked"),
+            ADMIN_TOKEN,
+        ))
+        .await
+        .assert_status(200);
+    assert_error(
+        &anyone
+            .send(admin_get("/admin/events?limit=many", ADMIN_TOKEN))
+            .await,
+        400,
+        "invalid_query",
+    );
+    anyone
+        .send(admin_get("/admin/events", "wrong"))
+        .await
+        .assert_status(404);
+    anyone
+        .send(admin_get("/admin/audit?user_id=carol", ADMIN_TOKEN))
+        .await
+        .assert_status(200);
+    assert_error(
+        &anyone.send(admin_get("/admin/audit", ADMIN_TOKEN)).await,
+        400,
+        "invalid_query",
+    );
+    anyone
+        .send(admin_get("/admin/audit?user_id=carol", "wrong"))
+        .await
+        .assert_status(404);
+    let listed = anyone
+        .send(admin_get("/admin/users/carol/sessions", ADMIN_TOKEN))
+        .await;
+    listed.assert_status(200);
+    let carols = listed.json()[0]["id"]
+        .as_str()
+        .expect("carol's session")
+        .to_owned();
+    anyone
+        .send(admin_get("/admin/users/carol/sessions", "wrong"))
+        .await
+        .assert_status(404);
+    let delete = |id: &str, token: &str| {
+        builder
+            .bare_request(Method::DELETE, &format!("/admin/sessions/{id}"))
+            .bearer_auth(token)
+    };
+    anyone
+        .send(delete(&carols, ADMIN_TOKEN))
+        .await
+        .assert_status(204);
+    assert_error(
+        &anyone.send(delete(&carols, ADMIN_TOKEN)).await,
+        404,
+        "not_found",
+    );
+    anyone
+        .send(delete(UNKNOWN_ID, "wrong"))
+        .await
+        .assert_status(404);
+    let matching = |body: &str, token: &str| {
+        builder
+            .bare_request(Method::POST, "/admin/revoke-matching")
+            .bearer_auth(token)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_owned())
+    };
+    let dry = anyone
+        .send(matching(
+            r#"{"user_agent": "Firefox", "dry_run": true}"#,
+            ADMIN_TOKEN,
+        ))
+        .await;
+    dry.assert_status(200);
+    assert!(dry.json()["matched"].as_u64().expect("a count") >= 1);
+    let none = anyone
+        .send(matching(
+            r#"{"created_before": "2001-01-01T00:00:00Z"}"#,
+            ADMIN_TOKEN,
+        ))
+        .await;
+    assert_eq!(none.json(), json!({ "revoked": 0 }));
+    assert_error(
+        &anyone
+            .send(matching(r#"{"dry_run": true}"#, ADMIN_TOKEN))
+            .await,
+        400,
+        "empty_filter",
+    );
+    assert_error(
+        &anyone
+            .send(matching(r#"{"ip": "not a network"}"#, ADMIN_TOKEN))
+            .await,
+        400,
+        "invalid_body",
+    );
+    assert_error(
+        &anyone.send(matching("[1]", ADMIN_TOKEN)).await,
+        422,
+        "invalid_body",
+    );
+    anyone
+        .send(matching("{}", "wrong"))
+        .await
+        .assert_status(404);
+
+    // A body over 64 KiB; state changes from another site.
+    let big = json!({ "name": "x".repeat(70 * 1024) });
+    assert_error(
+        &alice.post_json("/agents", &big).await,
+        413,
+        "body_too_large",
+    );
+    for path in ["/logout", "/password-reset"] {
+        let request = alice
+            .request(Method::POST, path)
+            .header("sec-fetch-site", "cross-site")
+            .json(&json!({ "username": "alice", "new_password": "x" }));
+        assert_error(&alice.send(request).await, 403, "cross_site_request");
+    }
+
     // Sign out everywhere, last.
     let all = call(&mut alice, &Method::POST, "/sessions/revoke-all").await;
     all.assert_status(200);
@@ -595,6 +728,31 @@ async fn outage_walk(framework: Framework) -> Vec<Exchange> {
         503,
         "session_store_unavailable",
     );
+    for (method, path, body) in [
+        (Method::GET, "/admin/events".to_owned(), None),
+        (Method::GET, "/admin/audit?user_id=alice".to_owned(), None),
+        (Method::GET, "/admin/users/alice/sessions".to_owned(), None),
+        (
+            Method::DELETE,
+            format!("/admin/sessions/{UNKNOWN_ID}"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/admin/revoke-matching".to_owned(),
+            Some(r#"{"user_agent": "Firefox"}"#),
+        ),
+    ] {
+        let mut request = anyone.bare_request(method, &path).bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        assert_error(
+            &anyone.send(request).await,
+            503,
+            "session_store_unavailable",
+        );
+    }
     store.set_failing(false);
 
     let mut exchanges = take_exchanges(warm.base_url());
