@@ -434,3 +434,153 @@ async fn debug_output_holds_no_secret_or_url_path() {
     assert!(!text.contains("super-secret") && !text.contains("T0P-SECRET-PATH"));
     handle.shutdown().await;
 }
+
+/// A `metrics` recorder that keeps every value, by name and labels.
+#[derive(Clone, Debug, Default)]
+struct Recorded(Arc<Mutex<std::collections::HashMap<String, Vec<f64>>>>);
+
+#[derive(Debug)]
+struct Cell {
+    key: String,
+    values: Recorded,
+}
+
+impl Cell {
+    fn push(&self, value: f64) {
+        let mut all = self.values.0.lock().unwrap();
+        all.entry(self.key.clone()).or_default().push(value);
+    }
+}
+
+impl metrics::CounterFn for Cell {
+    fn increment(&self, value: u64) {
+        self.push(value as f64);
+    }
+    fn absolute(&self, value: u64) {
+        self.push(value as f64);
+    }
+}
+
+impl metrics::GaugeFn for Cell {
+    fn increment(&self, value: f64) {
+        self.push(value);
+    }
+    fn decrement(&self, value: f64) {
+        self.push(-value);
+    }
+    fn set(&self, value: f64) {
+        self.push(value);
+    }
+}
+
+impl metrics::HistogramFn for Cell {
+    fn record(&self, value: f64) {
+        self.push(value);
+    }
+}
+
+impl Recorded {
+    fn cell(&self, key: &metrics::Key) -> Arc<Cell> {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        Arc::new(Cell {
+            key: format!("{}{{{}}}", key.name(), labels.join(",")),
+            values: self.clone(),
+        })
+    }
+
+    fn values(&self, key: &str) -> Vec<f64> {
+        self.0.lock().unwrap().get(key).cloned().unwrap_or_default()
+    }
+}
+
+impl metrics::Recorder for Recorded {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.cell(key))
+    }
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::from_arc(self.cell(key))
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::from_arc(self.cell(key))
+    }
+}
+
+// Current-thread runtime: the worker's tasks record under the recorder set here.
+#[tokio::test]
+async fn metrics_count_attempts_failures_backlog_and_lag_by_host() {
+    let recorded = Recorded::default();
+    let _guard = metrics::set_default_local_recorder(&recorded);
+    let store = memory();
+    let receiver = Receiver::start().await;
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let refused = refused.clone();
+        receiver.set_rule(move |_| {
+            // The first two attempts fail.
+            if refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                StatusCode::BAD_GATEWAY
+            } else {
+                StatusCode::OK
+            }
+        });
+    }
+    let manager = manager(store.clone());
+    let users = vec!["alice".to_owned(), "bob".to_owned()];
+    activity(&manager, &users, 2).await;
+    let expected = log_of(&store, None, &users).await;
+    let handle = worker(store.clone(), &receiver.url(), "metrics")
+        .spawn()
+        .unwrap();
+    assert!(
+        receiver
+            .wait_for(Duration::from_secs(10), all_accepted(&expected))
+            .await
+    );
+    handle.shutdown().await;
+
+    let host = "{host=127.0.0.1}";
+    let sum = |name: &str| -> f64 { recorded.values(&format!("{name}{host}")).iter().sum() };
+    assert_eq!(
+        sum("webhook_attempts_total"),
+        receiver.deliveries().len() as f64
+    );
+    assert_eq!(sum("webhook_failures_total"), 2.0);
+    assert_eq!(sum("webhook_given_up_total"), 0.0);
+    let lags = recorded.values(&format!("webhook_delivery_lag_seconds{host}"));
+    assert_eq!(lags.len(), expected.len());
+    assert!(lags.iter().all(|&s| (0.0..60.0).contains(&s)), "{lags:?}");
+    let backlog = recorded.values(&format!("webhook_backlog{host}"));
+    assert!(backlog.iter().any(|&n| n >= 1.0), "{backlog:?}");
+    assert_eq!(backlog.last(), Some(&0.0));
+    // Only those names, only the host as a label.
+    let keys: Vec<String> = recorded.0.lock().unwrap().keys().cloned().collect();
+    assert!(keys.iter().all(|k| k.ends_with(host)), "{keys:?}");
+}

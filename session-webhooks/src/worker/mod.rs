@@ -64,7 +64,7 @@
 //! # How delivery works
 //!
 //! - **Body and headers**: by default the event's JSON (`application/json`); another
-//!   [`Encoder`](crate::encode::Encoder) can send something else, or skip events. Each
+//!   [`Encoder`] can send something else, or skip events. Each
 //!   request carries `Session-Signature: t=UNIX,v1=HEX` (one `v1` per secret; see
 //!   [`signature`](crate::signature)) and `Webhook-Id: EVENT_ID`. Redirects are not
 //!   followed (a 3xx is a failure).

@@ -74,7 +74,7 @@ impl Worker {
             node = %self.settings.node_id,
         );
         async move {
-            metrics::gauge!("webhook_backlog", "host" => self.endpoint.host.clone()).set(0.0);
+            self.backlog(0);
             while let Some(lease) = self.standby().await {
                 self.shared.holds_lease.store(true, Ordering::SeqCst);
                 tracing::info!("webhook lease taken: delivering");
@@ -224,7 +224,11 @@ impl Worker {
         };
         let held = self.deliver(&mut run, &mut lease).await;
         match held {
-            Held::Lost => run.tasks.abort_all(),
+            Held::Lost => {
+                run.tasks.abort_all();
+                // This node holds nothing now.
+                self.backlog(0);
+            }
             Held::Stopped => {
                 // Let the requests in flight land (within the lease), then save where
                 // delivery stands.
@@ -235,13 +239,13 @@ impl Worker {
                 }
                 run.tasks.abort_all();
                 let _ = self.save_cursor(&mut run, &lease, true).await;
+                self.backlog(run.schedule.pending());
             }
         }
         held
     }
 
     async fn deliver(&mut self, run: &mut Run, lease: &mut Lease) -> Held {
-        let host = self.endpoint.host.clone();
         loop {
             if self.stopping() {
                 return Held::Stopped;
@@ -290,9 +294,7 @@ impl Worker {
                 Ok(()) => {}
                 Err(LeaseRanOut) => return Held::Lost,
             }
-            #[allow(clippy::cast_precision_loss)]
-            let backlog = run.schedule.pending() as f64;
-            metrics::gauge!("webhook_backlog", "host" => host.clone()).set(backlog);
+            self.backlog(run.schedule.pending());
 
             let mut wake = lease.renew_at.min(lease.valid_until);
             if self.settings.read_ahead > run.schedule.held() {
@@ -422,6 +424,12 @@ impl Worker {
             }
         }
         self.gave_up(&failure.given_up);
+    }
+
+    fn backlog(&self, pending: usize) {
+        #[allow(clippy::cast_precision_loss)]
+        let pending = pending as f64;
+        metrics::gauge!("webhook_backlog", "host" => self.endpoint.host.clone()).set(pending);
     }
 
     fn gave_up(&self, ids: &[EventId]) {
