@@ -584,3 +584,36 @@ async fn metrics_count_attempts_failures_backlog_and_lag_by_host() {
     let keys: Vec<String> = recorded.0.lock().unwrap().keys().cloned().collect();
     assert!(keys.iter().all(|k| k.ends_with(host)), "{keys:?}");
 }
+
+/// Shutting the handle down, or dropping it, releases the lease: another node takes over at
+/// once rather than when the lease would run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_and_drop_release_the_lease() {
+    let store = memory();
+    let receiver = Receiver::start().await;
+    let long = Duration::from_secs(60);
+    for how in ["shutdown", "drop"] {
+        let handle = worker(store.clone(), &receiver.url(), "release")
+            .with_lease_ttl(long)
+            .unwrap()
+            .spawn()
+            .unwrap();
+        assert!(eventually(Duration::from_secs(5), || handle.holds_lease()).await);
+        assert!(!store.try_lease("release", "other", long).await.unwrap());
+        if how == "shutdown" {
+            handle.shutdown().await;
+            assert!(
+                store.try_lease("release", "other", long).await.unwrap(),
+                "{how}"
+            );
+        } else {
+            drop(handle);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !store.try_lease("release", "other", long).await.unwrap() {
+                assert!(Instant::now() < deadline, "{how}: the lease is still held");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        store.release_lease("release", "other").await.unwrap();
+    }
+}
