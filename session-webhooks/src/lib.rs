@@ -44,6 +44,9 @@
 //!
 //! See the [`worker`] module for how delivery works, and [`signature`] for the receiver.
 
+// The docs above link to the worker, which a receiver's build leaves out.
+#![cfg_attr(not(feature = "worker"), allow(rustdoc::broken_intra_doc_links))]
+
 pub mod signature;
 
 #[cfg(feature = "worker")]

@@ -35,8 +35,8 @@ pub(crate) enum Outcome {
     Unsendable(&'static str),
 }
 
-/// Everything an attempt needs but the event.
-#[derive(Debug, Clone)]
+/// Everything an attempt needs but the event. Not `Debug`: the URL may hold credentials.
+#[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) client: reqwest::Client,
     pub(crate) url: reqwest::Url,
