@@ -7,8 +7,7 @@
 //!
 //! - `WEBHOOK_URL`, `WEBHOOK_SECRET` (comma-separated while rotating): where and how.
 //! - `NODE_STORE`: `sqlite://PATH` (a SQLite file), `redis://…` (keys under
-//!   `NODE_REDIS_PREFIX`, default `session:`) or `postgres://…` (these three built with
-//!   `RUSTFLAGS="--cfg webhooks_stores"` until those stores build by default), or
+//!   `NODE_REDIS_PREFIX`, default `session:`) or `postgres://…`, or
 //!   `seeded-memory://N?cursor=PATH`: a `MemoryStore` filled at start with the crash
 //!   test's log of `N` events (the same ids on every start), whose saved cursors live in
 //!   files in the directory `PATH`, so that they outlive the process as a durable store's
@@ -106,18 +105,15 @@ async fn open(spec: &str) -> Result<Arc<dyn SessionStore>, Error> {
             PathBuf::from(cursor),
         )));
     }
-    #[cfg(webhooks_stores)]
     if let Some(path) = spec.strip_prefix("sqlite://") {
         return Ok(Arc::new(session_sqlite::SqliteStore::open(path).await?));
     }
-    #[cfg(webhooks_stores)]
     if spec.starts_with("redis://") {
         let prefix = std::env::var("NODE_REDIS_PREFIX").unwrap_or_else(|_| "session:".into());
         return Ok(Arc::new(
             session_redis::RedisStore::with_prefix(spec, &prefix).await?,
         ));
     }
-    #[cfg(webhooks_stores)]
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
         let store = session_postgres::PostgresStore::connect(spec).await?;
         store.migrate().await?;

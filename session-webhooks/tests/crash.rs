@@ -4,9 +4,8 @@
 //! the log, duplicates only of ids it had (at-least-once, resumed from the saved cursor,
 //! not from the start).
 //!
-//! The log: in a SQLite file when built with `--cfg webhooks_stores` (written here through
-//! a `SessionManager` over `SqliteStore`, read by the node); otherwise a `MemoryStore` the
-//! node rebuilds identically at each start, with its cursor saved in a file.
+//! The log is in a SQLite file, written here through a `SessionManager` over `SqliteStore`
+//! and read by the node.
 
 mod common;
 
@@ -34,18 +33,6 @@ async fn all_events(store: &Arc<dyn SessionStore>) -> Vec<SessionEvent> {
 }
 
 /// Writes (or rebuilds) the log; returns the node's `NODE_STORE` and the log.
-#[cfg(not(webhooks_stores))]
-async fn prepare(dir: &Path) -> (String, Vec<SessionEvent>, bool) {
-    let store: Arc<dyn SessionStore> = Arc::new(session_core::MemoryStore::new());
-    seed::seed(store.clone(), EVENTS).await;
-    let cursors = dir.join("cursors");
-    std::fs::create_dir(&cursors).unwrap();
-    let spec = format!("seeded-memory://{EVENTS}?cursor={}", cursors.display());
-    // The node's log has these ids; its bodies differ (fresh session ids at each start).
-    (spec, all_events(&store).await, false)
-}
-
-#[cfg(webhooks_stores)]
 async fn prepare(dir: &Path) -> (String, Vec<SessionEvent>, bool) {
     let path = dir.join("sessions.db");
     let sqlite = session_sqlite::SqliteStore::open(&path).await.unwrap();

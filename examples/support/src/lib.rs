@@ -97,7 +97,7 @@ pub async fn start(default_port: u16) -> (Settings, Demo) {
         );
     }
     let demo = Demo::open(&settings).await.unwrap_or_else(|e| exit(e));
-    demo.spawn_background();
+    demo.spawn_background().unwrap_or_else(|e| exit(e));
     (settings, demo)
 }
 
@@ -108,6 +108,26 @@ pub struct Demo {
     users: Users,
     throttle: Arc<Throttle>,
     settings: Arc<Settings>,
+    /// Background work that lives as long as the app (dropping a handle stops its task).
+    background: Arc<std::sync::Mutex<Vec<Background>>>,
+}
+
+/// A background task of the app, stopped when the app goes.
+#[derive(Debug)]
+enum Background {
+    Purge(tokio::task::JoinHandle<()>),
+    Webhooks(
+        #[expect(dead_code, reason = "held for its Drop, which stops the worker")]
+        session_webhooks::WorkerHandle,
+    ),
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Self::Purge(task) = self {
+            task.abort();
+        }
+    }
 }
 
 impl Demo {
@@ -144,12 +164,43 @@ impl Demo {
             users: Users::in_memory(),
             throttle: Arc::default(),
             settings: Arc::new(settings.clone()),
+            background: Arc::default(),
         })
     }
 
-    /// Background work: the purge of ended sessions and old events.
-    pub fn spawn_background(&self) {
-        let _purge = self.gate.manager().spawn_purge(Duration::from_secs(3600));
+    /// Background work, on the current Tokio runtime: the hourly purge of ended sessions
+    /// and old events, and, with `WEBHOOK_URL` and `WEBHOOK_SECRET`, the webhook worker
+    /// (one node at a time delivers, under a lease in the store).
+    ///
+    /// # Errors
+    ///
+    /// A message naming `WEBHOOK_URL` or `WEBHOOK_SECRET` when the worker cannot start.
+    pub fn spawn_background(&self) -> Result<(), String> {
+        let manager = self.gate.manager();
+        let mut tasks = Vec::new();
+        tasks.push(Background::Purge(
+            manager.spawn_purge(Duration::from_secs(3600)),
+        ));
+        if let Some(webhook) = &self.settings.webhook {
+            let secrets = webhook
+                .secrets
+                .iter()
+                .filter_map(|s| session_webhooks::signature::WebhookSecret::new(s.as_bytes()))
+                .collect::<Vec<_>>();
+            let worker =
+                session_webhooks::WebhookWorker::new(manager.store().clone(), &webhook.url, secrets)
+                    .map_err(|e| format!("WEBHOOK_URL / WEBHOOK_SECRET: {e}"))?
+                    .with_wakeups(manager.subscribe());
+            let handle = worker
+                .spawn()
+                .map_err(|e| format!("WEBHOOK_URL: {e}"))?;
+            tasks.push(Background::Webhooks(handle));
+        }
+        self.background
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(tasks);
+        Ok(())
     }
 
     /// The gate.
