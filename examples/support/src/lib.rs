@@ -187,13 +187,14 @@ impl Demo {
                 .iter()
                 .filter_map(|s| session_webhooks::signature::WebhookSecret::new(s.as_bytes()))
                 .collect::<Vec<_>>();
-            let worker =
-                session_webhooks::WebhookWorker::new(manager.store().clone(), &webhook.url, secrets)
-                    .map_err(|e| format!("WEBHOOK_URL / WEBHOOK_SECRET: {e}"))?
-                    .with_wakeups(manager.subscribe());
-            let handle = worker
-                .spawn()
-                .map_err(|e| format!("WEBHOOK_URL: {e}"))?;
+            let worker = session_webhooks::WebhookWorker::new(
+                manager.store().clone(),
+                &webhook.url,
+                secrets,
+            )
+            .map_err(|e| format!("WEBHOOK_URL / WEBHOOK_SECRET: {e}"))?
+            .with_wakeups(manager.subscribe());
+            let handle = worker.spawn().map_err(|e| format!("WEBHOOK_URL: {e}"))?;
             tasks.push(Background::Webhooks(handle));
         }
         self.background
