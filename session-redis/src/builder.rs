@@ -339,3 +339,55 @@ fn tcp_settings(base: &TcpSettings) -> TcpSettings {
     let settings = settings.set_user_timeout(Duration::from_secs(20));
     settings
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_the_url_out() {
+        let builder = RedisStoreBuilder::new("redis://admin:s3cret-pw@10.1.2.3:6380/2");
+        let debug = format!("{builder:?}");
+        assert!(
+            !debug.contains("s3cret-pw") && !debug.contains("10.1.2.3"),
+            "{debug}"
+        );
+        assert!(debug.contains("shards: 16"), "{debug}");
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        for bad in [0, 3, 12, 257, 512] {
+            assert!(
+                RedisStoreBuilder::new("redis://x")
+                    .with_shards(bad)
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        for good in [1, 2, 64, 256] {
+            assert!(
+                RedisStoreBuilder::new("redis://x")
+                    .with_shards(good)
+                    .is_ok(),
+                "{good}"
+            );
+        }
+        let zero = Duration::ZERO;
+        assert!(
+            RedisStoreBuilder::new("redis://x")
+                .with_command_timeout(zero)
+                .is_err()
+        );
+        assert!(
+            RedisStoreBuilder::new("redis://x")
+                .with_connect_timeout(zero)
+                .is_err()
+        );
+        assert!(
+            RedisStoreBuilder::new("redis://x")
+                .with_health_check_interval(zero)
+                .is_err()
+        );
+    }
+}
