@@ -600,7 +600,7 @@ impl SessionStore for RedisStore {
         let _receivers: i64 = self
             .query(
                 Retry::Idempotent,
-                redis::cmd("PUBLISH")
+                redis::cmd(self.publish)
                     .arg(self.layout.channel())
                     .arg(payload)
                     .clone(),
