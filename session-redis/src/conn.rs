@@ -110,10 +110,25 @@ impl Target {
             .set_response_timeout(Some(self.response_timeout))
             .set_number_of_retries(RECONNECT_TRIES)
             .set_max_delay(RECONNECT_MAX_DELAY);
+        let client = self.client()?;
+        // One attempt first: a refusal that no retry can fix (a wrong password, a
+        // certificate the CA does not vouch for) fails at once, not after the retries.
+        let probe = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.connect_timeout));
+        if let Ok(Err(e)) = tokio::time::timeout(
+            self.connect_timeout,
+            client.get_multiplexed_async_connection_with_config(&probe),
+        )
+        .await
+            && refused_for_good(&e)
+        {
+            return Err(redis_error(e));
+        }
         // The first connection retries too (a Redis still starting), but not for long.
         tokio::time::timeout(
             self.connect_timeout * 3,
-            self.client()?.get_connection_manager_with_config(config),
+            client.get_connection_manager_with_config(config),
         )
         .await
         .map_err(|_| StoreError::Timeout)?
@@ -157,6 +172,17 @@ impl Target {
         .map_err(|_| StoreError::Timeout)?
         .map_err(redis_error)
     }
+}
+
+/// Whether connecting failed in a way that trying again cannot mend: credentials the server
+/// refuses, or a TLS handshake that failed its checks (rustls reports those as invalid data).
+fn refused_for_good(err: &redis::RedisError) -> bool {
+    err.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(err.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+        || std::error::Error::source(err)
+            .and_then(|e| e.downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>())
+            .and_then(|e| e.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
 }
 
 /// The settings every connection gets: RESP3 (the subscriber needs it for pushes, and over

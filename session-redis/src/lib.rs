@@ -182,9 +182,9 @@
 //!
 //! # Limits
 //!
-//! Needs Redis 7.0 or later (or a compatible server). A `rediss://` connection that is
-//! refused for good (unknown CA, wrong password) fails `connect` after the connection's
-//! retries (about 5 s), not at once. Times are compared at microsecond
+//! Needs Redis 7.0 or later (or a compatible server). At `connect`, a refusal no retry can
+//! mend (a wrong password, a certificate the CA does not vouch for) fails at once; other
+//! failures (nothing listening, a server still starting) after a few seconds of retries. Times are compared at microsecond
 //! precision in the scripts, and kept to the nanosecond. Records do not expire by
 //! themselves: the purge (`SessionManager::spawn_purge`) deletes them after the retention.
 
