@@ -63,6 +63,7 @@ pub struct RedisStoreBuilder {
     topology: Topology,
     ca_file: Option<PathBuf>,
     credentials: Option<(Option<String>, String)>,
+    sharded_pubsub: bool,
     prefix: String,
     shards: u16,
     command_timeout: Duration,
@@ -78,6 +79,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("topology", &self.topology)
             .field("ca_file", &self.ca_file)
             .field("credentials", &self.credentials.is_some())
+            .field("sharded_pubsub", &self.sharded_pubsub)
             .field("prefix", &self.prefix)
             .field("shards", &self.shards)
             .field("command_timeout", &self.command_timeout)
@@ -127,6 +129,7 @@ impl RedisStoreBuilder {
             topology: Topology::Detect,
             ca_file: None,
             credentials: None,
+            sharded_pubsub: true,
             prefix: DEFAULT_PREFIX.to_owned(),
             shards: DEFAULT_SHARDS,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
@@ -163,6 +166,16 @@ impl RedisStoreBuilder {
         password: impl Into<String>,
     ) -> Self {
         self.credentials = Some((username.map(Into::into), password.into()));
+        self
+    }
+
+    /// On a cluster, whether the push channel is a sharded one (`SSUBSCRIBE`, `SPUBLISH`:
+    /// its messages stay on the shard that owns the channel) when the servers have it
+    /// (default `true`), or a classic one (`SUBSCRIBE`, `PUBLISH`: every message crosses the
+    /// whole cluster bus), for a cluster behind something that does not pass sharded pub/sub
+    /// on. No effect on one Redis, which always uses the classic one.
+    pub fn with_sharded_pubsub(mut self, sharded: bool) -> Self {
+        self.sharded_pubsub = sharded;
         self
     }
 
@@ -272,7 +285,7 @@ impl RedisStoreBuilder {
                 .map_err(redis_error)?;
         }
         let mode = if cluster {
-            cluster_mode(&mut conn, limit).await?
+            cluster_mode(&mut conn, limit, self.sharded_pubsub).await?
         } else {
             Mode::Single
         };
@@ -384,7 +397,10 @@ async fn cluster_connection(_: &Target) -> Result<(Conn, bool), StoreError> {
 
 /// Sharded pub/sub when the servers have it (Redis 7.0), classic otherwise.
 #[cfg(feature = "cluster")]
-async fn cluster_mode(conn: &mut Conn, limit: Duration) -> Result<Mode, StoreError> {
+async fn cluster_mode(conn: &mut Conn, limit: Duration, wanted: bool) -> Result<Mode, StoreError> {
+    if !wanted {
+        return Ok(Mode::Cluster { sharded: false });
+    }
     let known: Vec<redis::Value> = timeout(
         limit,
         redis::cmd("COMMAND")
@@ -401,7 +417,7 @@ async fn cluster_mode(conn: &mut Conn, limit: Duration) -> Result<Mode, StoreErr
 }
 
 #[cfg(not(feature = "cluster"))]
-async fn cluster_mode(_: &mut Conn, _: Duration) -> Result<Mode, StoreError> {
+async fn cluster_mode(_: &mut Conn, _: Duration, _: bool) -> Result<Mode, StoreError> {
     Ok(Mode::Single)
 }
 

@@ -58,6 +58,7 @@ impl fmt::Debug for RedisStore {
             .field("shards", &self.layout.shards())
             .field("command_timeout", &self.command_timeout)
             .field("cluster", &!matches!(self.conn, Conn::Single(_)))
+            .field("publish", &self.publish)
             .finish_non_exhaustive()
     }
 }

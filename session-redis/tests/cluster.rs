@@ -83,6 +83,26 @@ async fn the_suite_runs_on_a_cluster() {
     assert_eq!(other.load(rec.id).await.unwrap(), Some(rec));
 
     // Each master's keys (a replica answers MOVED to reads of them).
+    // The push channel, sharded (the default) and classic, between two nodes each.
+    for sharded in [true, false] {
+        let node = |url: String| {
+            RedisStore::builder(url)
+                .with_prefix(&prefix)
+                .with_sharded_pubsub(sharded)
+                .connect()
+        };
+        let (a, b) = (
+            node(cluster.nodes[1].url()).await.unwrap(),
+            node(cluster.nodes[2].url()).await.unwrap(),
+        );
+        let publish = if sharded { "SPUBLISH" } else { "\"PUBLISH\"" };
+        assert!(format!("{a:?}").contains(publish), "{a:?}");
+        let mut rx = b.push_messages().unwrap();
+        let text = format!("sharded: {sharded}");
+        a.publish(&text).await.unwrap();
+        common::wait_for(&mut rx, common::payload(&text), Duration::from_secs(5)).await;
+    }
+
     let ports: Vec<u16> = cluster
         .topology()
         .await
