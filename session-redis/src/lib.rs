@@ -37,7 +37,8 @@
 //!   the cluster client, which follows the slots and their failovers), or several seeds to
 //!   [`RedisStoreBuilder::cluster`]. The layout below is the same on one Redis and on a
 //!   cluster; the push channel is a sharded one (`SSUBSCRIBE` / `SPUBLISH`) when the
-//!   servers have it, a classic one otherwise.
+//!   servers have it (unless [`RedisStoreBuilder::with_sharded_pubsub`] says otherwise), a
+//!   classic one otherwise.
 //!
 //! ```
 //! use std::time::Duration;
