@@ -1,19 +1,18 @@
 //! [`RedisStoreBuilder`]: the store's settings, and connecting.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use redis::aio::ConnectionManagerConfig;
-use redis::io::tcp::{TcpSettings, socket2::TcpKeepalive};
-use redis::{Client, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
+use redis::IntoConnectionInfo;
 use session_core::{ConfigError, StoreError};
 use tokio::sync::broadcast;
 use tokio::time::timeout;
 
-use crate::conn::Conn;
+use crate::conn::{self, Conn, Target};
 use crate::error::{Error, redis_error};
 use crate::layout::{DEFAULT_PREFIX, DEFAULT_SHARDS, Layout, valid_prefix, valid_shards};
-use crate::push::{self, SubscriberConfig};
+use crate::push::{self, Mode, SubscriberConfig};
 use crate::scripts::SCRIPTS;
 use crate::store::{BULK_FACTOR, RedisStore};
 
@@ -24,12 +23,17 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The default for [`RedisStoreBuilder::with_health_check_interval`].
 pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(3);
 
-/// Reconnection attempts of the command connection per outage; a command after that
-/// starts another round, so the connection never gives up for good.
-const RECONNECT_TRIES: usize = 6;
-const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
 /// Push messages buffered per receiver; a receiver that falls further behind resyncs.
 const PUSH_CAPACITY: usize = 4096;
+
+/// Whether the nodes are one Redis or a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Topology {
+    /// Ask the node (`INFO cluster`).
+    Detect,
+    /// A cluster, said so.
+    Cluster,
+}
 
 /// The settings of a [`RedisStore`]: `new(url)`, then `with_*`, then
 /// [`connect`](Self::connect).
@@ -55,7 +59,11 @@ const PUSH_CAPACITY: usize = 4096;
 #[must_use]
 #[derive(Clone)]
 pub struct RedisStoreBuilder {
-    url: String,
+    urls: Vec<String>,
+    topology: Topology,
+    ca_file: Option<PathBuf>,
+    credentials: Option<(Option<String>, String)>,
+    sharded_pubsub: bool,
     prefix: String,
     shards: u16,
     command_timeout: Duration,
@@ -67,6 +75,11 @@ impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL may carry a password: left out.
         f.debug_struct("RedisStoreBuilder")
+            .field("nodes", &self.urls.len())
+            .field("topology", &self.topology)
+            .field("ca_file", &self.ca_file)
+            .field("credentials", &self.credentials.is_some())
+            .field("sharded_pubsub", &self.sharded_pubsub)
             .field("prefix", &self.prefix)
             .field("shards", &self.shards)
             .field("command_timeout", &self.command_timeout)
@@ -106,17 +119,64 @@ impl RedisStore {
 }
 
 impl RedisStoreBuilder {
-    /// Settings for the Redis at `url` (`redis://[user:password@]host:port[/db]`, or
-    /// `redis+unix:///path`), with the defaults below.
+    /// Settings for the Redis at `url`, with the defaults below: `redis://` or, over TLS,
+    /// `rediss://`, then `[user:password@]host:port[/db]`; or `redis+unix:///path`. When
+    /// that Redis is a node of a cluster (`cluster_enabled:1`), the store uses the whole
+    /// cluster, found from it.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
+            urls: vec![url.into()],
+            topology: Topology::Detect,
+            ca_file: None,
+            credentials: None,
+            sharded_pubsub: true,
             prefix: DEFAULT_PREFIX.to_owned(),
             shards: DEFAULT_SHARDS,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             health_check_interval: DEFAULT_HEALTH_CHECK_INTERVAL,
         }
+    }
+
+    /// Settings for the Redis Cluster reached through any of `urls` (seed nodes, as
+    /// [`RedisStoreBuilder::new`] takes them, all with the same scheme and credentials).
+    pub fn cluster<U: Into<String>>(urls: impl IntoIterator<Item = U>) -> Self {
+        Self {
+            urls: urls.into_iter().map(Into::into).collect(),
+            topology: Topology::Cluster,
+            ..Self::new(String::new())
+        }
+    }
+
+    /// Verifies the server's TLS certificate against the PEM certificates in `path` (a
+    /// private CA), instead of the system's roots (default). Only for `rediss://` URLs; the
+    /// file is read by [`connect`](Self::connect).
+    #[cfg(feature = "tls")]
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Signs in as the ACL user `username` (or, with `None`, the default user) with
+    /// `password`, whatever the URL says (default: the URL's, if any). Keeps the password out
+    /// of the URL; it is never printed.
+    pub fn with_credentials(
+        mut self,
+        username: Option<impl Into<String>>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.credentials = Some((username.map(Into::into), password.into()));
+        self
+    }
+
+    /// On a cluster, whether the push channel is a sharded one (`SSUBSCRIBE`, `SPUBLISH`:
+    /// its messages stay on the shard that owns the channel) when the servers have it
+    /// (default `true`), or a classic one (`SUBSCRIBE`, `PUBLISH`: every message crosses the
+    /// whole cluster bus), for a cluster behind something that does not pass sharded pub/sub
+    /// on. No effect on one Redis, which always uses the classic one.
+    pub fn with_sharded_pubsub(mut self, sharded: bool) -> Self {
+        self.sharded_pubsub = sharded;
+        self
     }
 
     /// Puts every key, and the channel, under `prefix` (default `session:`). Deployments
@@ -209,25 +269,13 @@ impl RedisStoreBuilder {
             )));
         }
         let layout = Layout::new(&self.prefix, self.shards);
-        let info = resp3(
-            self.url
-                .as_str()
-                .into_connection_info()
-                .map_err(StoreError::backend)?,
-        );
+        let target = self.target().await?;
+        #[cfg(feature = "tls")]
+        if target.tls() {
+            conn::install_crypto_provider();
+        }
         let limit = self.connect_timeout + self.command_timeout;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout * BULK_FACTOR))
-            .set_number_of_retries(RECONNECT_TRIES)
-            .set_max_delay(RECONNECT_MAX_DELAY);
-        let client = Client::open(info.clone()).map_err(StoreError::backend)?;
-        // The first connection retries too (a Redis still starting), but not for long.
-        let conn = timeout(limit * 2, client.get_connection_manager_with_config(config))
-            .await
-            .map_err(|_| StoreError::Timeout)?
-            .map_err(redis_error)?;
-        let mut conn = Conn::Single(conn);
+        let (mut conn, cluster) = self.command_connection(&target, limit).await?;
         check_server(&mut conn, limit).await?;
         check_layout(&mut conn, &layout, limit).await?;
         for script in SCRIPTS.all() {
@@ -236,11 +284,17 @@ impl RedisStoreBuilder {
                 .map_err(|_| StoreError::Timeout)?
                 .map_err(redis_error)?;
         }
+        let mode = if cluster {
+            cluster_mode(&mut conn, limit, self.sharded_pubsub).await?
+        } else {
+            Mode::Single
+        };
 
         let (push, _) = broadcast::channel(PUSH_CAPACITY);
         let (subscriber, first) = push::spawn(
             SubscriberConfig {
-                client: Client::open(info).map_err(StoreError::backend)?,
+                target,
+                mode,
                 channel: layout.channel(),
                 connect_timeout: self.connect_timeout,
                 command_timeout: self.command_timeout,
@@ -248,7 +302,7 @@ impl RedisStoreBuilder {
             },
             push.clone(),
         );
-        match timeout(limit + self.connect_timeout, first).await {
+        match timeout(limit * 2, first).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => return Err(StoreError::backend(Error::Subscription(e))),
             Ok(Err(_)) => {
@@ -263,23 +317,116 @@ impl RedisStoreBuilder {
             conn,
             layout,
             command_timeout: self.command_timeout,
+            publish: publish_command(mode),
             push,
             _subscriber: subscriber,
         })
     }
+
+    /// The nodes' connection settings, credentials and CA.
+    async fn target(&self) -> Result<Target, StoreError> {
+        let (username, password) = match &self.credentials {
+            Some((user, password)) => (user.as_deref(), Some(password.as_str())),
+            None => (None, None),
+        };
+        let nodes = self
+            .urls
+            .iter()
+            .map(|url| {
+                url.as_str()
+                    .into_connection_info()
+                    .map(|info| conn::prepare(info, username, password))
+                    .map_err(StoreError::backend)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if nodes.is_empty() {
+            return Err(StoreError::backend(Error::Config(
+                "no Redis URL".to_owned(),
+            )));
+        }
+        let ca = match &self.ca_file {
+            Some(path) => Some(tokio::fs::read(path).await.map_err(|e| {
+                StoreError::backend(Error::Config(format!("CA file {}: {e}", path.display())))
+            })?),
+            None => None,
+        };
+        Ok(Target {
+            nodes,
+            ca,
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.command_timeout * BULK_FACTOR,
+        })
+    }
+
+    /// The command connection, and whether it is to a cluster.
+    async fn command_connection(
+        &self,
+        target: &Target,
+        limit: Duration,
+    ) -> Result<(Conn, bool), StoreError> {
+        if self.topology == Topology::Cluster {
+            return cluster_connection(target).await;
+        }
+        let mut single = Conn::Single(target.single().await?);
+        let info: String = timeout(
+            limit,
+            redis::cmd("INFO").arg("cluster").query_async(&mut single),
+        )
+        .await
+        .map_err(|_| StoreError::Timeout)?
+        .map_err(redis_error)?;
+        if info.lines().any(|l| l.trim() == "cluster_enabled:1") {
+            cluster_connection(target).await
+        } else {
+            Ok((single, false))
+        }
+    }
 }
 
-/// The connection settings with RESP3 (the subscriber needs it for pushes, and over RESP3
-/// the command connection notices a closed socket and reconnects before the next call),
-/// and the TCP settings below.
-fn resp3(info: ConnectionInfo) -> ConnectionInfo {
-    info.clone()
-        .set_tcp_settings(tcp_settings(info.tcp_settings()))
-        .set_redis_settings(
-            info.redis_settings()
-                .clone()
-                .set_protocol(ProtocolVersion::RESP3),
-        )
+#[cfg(feature = "cluster")]
+async fn cluster_connection(target: &Target) -> Result<(Conn, bool), StoreError> {
+    Ok((Conn::Cluster(target.cluster().await?), true))
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn cluster_connection(_: &Target) -> Result<(Conn, bool), StoreError> {
+    Err(StoreError::backend(Error::Config(
+        "this Redis is a cluster node: enable the `cluster` feature".to_owned(),
+    )))
+}
+
+/// Sharded pub/sub when the servers have it (Redis 7.0), classic otherwise.
+#[cfg(feature = "cluster")]
+async fn cluster_mode(conn: &mut Conn, limit: Duration, wanted: bool) -> Result<Mode, StoreError> {
+    if !wanted {
+        return Ok(Mode::Cluster { sharded: false });
+    }
+    let known: Vec<redis::Value> = timeout(
+        limit,
+        redis::cmd("COMMAND")
+            .arg("INFO")
+            .arg("SSUBSCRIBE")
+            .query_async(conn),
+    )
+    .await
+    .map_err(|_| StoreError::Timeout)?
+    .map_err(redis_error)?;
+    Ok(Mode::Cluster {
+        sharded: matches!(known.first(), Some(redis::Value::Array(_))),
+    })
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn cluster_mode(_: &mut Conn, _: Duration, _: bool) -> Result<Mode, StoreError> {
+    Ok(Mode::Single)
+}
+
+fn publish_command(mode: Mode) -> &'static str {
+    match mode {
+        #[cfg(feature = "cluster")]
+        Mode::Cluster { sharded: true } => "SPUBLISH",
+        _ => "PUBLISH",
+    }
 }
 
 /// Redis 7.0 or later: script shebangs and flags, `SET … NX GET`, exclusive `XRANGE`
@@ -327,15 +474,54 @@ async fn check_layout(conn: &mut Conn, layout: &Layout, limit: Duration) -> Resu
     }
 }
 
-/// `TCP_NODELAY` (no Nagle delay on small commands), and keepalive probes (plus, on Linux,
-/// `TCP_USER_TIMEOUT`) so a peer that vanished without closing is noticed and the
-/// connection rebuilt.
-fn tcp_settings(base: &TcpSettings) -> TcpSettings {
-    let keepalive = TcpKeepalive::new()
-        .with_time(Duration::from_secs(15))
-        .with_interval(Duration::from_secs(5));
-    let settings = base.clone().set_nodelay(true).set_keepalive(keepalive);
-    #[cfg(target_os = "linux")]
-    let settings = settings.set_user_timeout(Duration::from_secs(20));
-    settings
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_the_url_out() {
+        let builder = RedisStoreBuilder::new("redis://admin:s3cret-pw@10.1.2.3:6380/2");
+        let debug = format!("{builder:?}");
+        assert!(
+            !debug.contains("s3cret-pw") && !debug.contains("10.1.2.3"),
+            "{debug}"
+        );
+        assert!(debug.contains("shards: 16"), "{debug}");
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        for bad in [0, 3, 12, 257, 512] {
+            assert!(
+                RedisStoreBuilder::new("redis://x")
+                    .with_shards(bad)
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        for good in [1, 2, 64, 256] {
+            assert!(
+                RedisStoreBuilder::new("redis://x")
+                    .with_shards(good)
+                    .is_ok(),
+                "{good}"
+            );
+        }
+        let zero = Duration::ZERO;
+        assert!(
+            RedisStoreBuilder::new("redis://x")
+                .with_command_timeout(zero)
+                .is_err()
+        );
+        assert!(
+            RedisStoreBuilder::new("redis://x")
+                .with_connect_timeout(zero)
+                .is_err()
+        );
+        assert!(
+            RedisStoreBuilder::new("redis://x")
+                .with_health_check_interval(zero)
+                .is_err()
+        );
+    }
 }

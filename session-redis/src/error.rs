@@ -47,6 +47,10 @@ pub enum Error {
     /// The server is older than Redis 7.0.
     #[error("the session store needs Redis 7.0 or later")]
     ServerTooOld,
+    /// A setting the store cannot use (a CA file it cannot read, no URL, a cluster without
+    /// the `cluster` feature).
+    #[error("redis store settings: {0}")]
+    Config(String),
     /// The subscription to the revocation channel failed.
     #[error("revocation channel: {0}")]
     Subscription(String),

@@ -25,6 +25,37 @@
 //! The manager follows the store's [push channel](session_core::SessionStore::push_messages)
 //! by itself: a revocation on one instance drops the session from every instance's cache.
 //!
+//! # Redis as clouds run it: TLS, ACL users, Cluster
+//!
+//! - **TLS**: a `rediss://` URL (feature `tls`, on by default: rustls with its ring
+//!   provider). The server's certificate is checked against the system's roots, or against
+//!   a private CA with [`RedisStoreBuilder::with_ca_file`].
+//! - **ACL users**: `rediss://user:password@host:port` in the URL, or
+//!   [`RedisStoreBuilder::with_credentials`] to keep the password out of the URL.
+//! - **Redis Cluster** (feature `cluster`, on by default): give any node's URL to
+//!   [`RedisStore::connect`] (the store asks the node and, if it is a cluster node, uses
+//!   the cluster client, which follows the slots and their failovers), or several seeds to
+//!   [`RedisStoreBuilder::cluster`]. The layout below is the same on one Redis and on a
+//!   cluster; the push channel is a sharded one (`SSUBSCRIBE` / `SPUBLISH`) when the
+//!   servers have it (unless [`RedisStoreBuilder::with_sharded_pubsub`] says otherwise), a
+//!   classic one otherwise.
+//!
+//! ```
+//! use std::time::Duration;
+//! use session_redis::RedisStoreBuilder;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let builder = RedisStoreBuilder::new("rediss://redis.internal:6380")
+//!     .with_ca_file("/etc/ssl/redis-ca.pem")
+//!     .with_credentials(Some("sessions"), "a long random password")
+//!     .with_command_timeout(Duration::from_millis(500))?;
+//! assert!(!format!("{builder:?}").contains("a long random password"));
+//! // builder.connect().await? would connect; the password is never printed.
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Layout: shards, ready for Redis Cluster
 //!
 //! A deployment spreads its users over a fixed number of **shards** (16 by default,
@@ -116,8 +147,9 @@
 //!   the token nor the secret ever reaches Redis.
 //! - Whoever can write to this Redis can create, revoke or alter sessions; whoever can only
 //!   publish on the channel can make nothing happen (the payloads carry a MAC under the
-//!   deployment's keys). Protect Redis as you would the user table: a password or ACL user
-//!   in the URL, a private network. TLS (`rediss://`) is not enabled in this build.
+//!   deployment's keys). Protect Redis as you would the user table: an ACL user limited to
+//!   the prefix's keys and channel (`~{PREFIX* &{PREFIX* +@all -@dangerous` or tighter),
+//!   TLS, a private network.
 //! - The URL's password is never printed: the `Debug` of [`RedisStore`] and
 //!   [`RedisStoreBuilder`] leaves the URL out, and neither prints a record.
 //! - Run Redis with `maxmemory-policy noeviction`: an evicted record signs a user out, an
@@ -140,13 +172,20 @@
 //!   touch, create, publish) is sent once more, within the same deadline. A revocation is
 //!   not: its error reaches the caller, and if it did land, retrying it finds nothing left
 //!   to revoke (the other instances then learn within the staleness bound).
+//! - **A cluster master fails**: the calls on its shards fail (503) until a replica takes
+//!   over (a few seconds with `cluster-node-timeout` 1 s); the others go on. The
+//!   subscriber follows the channel to its new master and sends `Reconnected`. Replication
+//!   is asynchronous: a change acknowledged just before its master dies can be lost with it
+//!   (as any Redis write), events included.
 //! - **`revoke_matching` fails on one shard**: the other shards' revocations stand (each
 //!   with its events) and the call returns the error; run it again to finish (what was
 //!   revoked no longer matches).
 //!
 //! # Limits
 //!
-//! Needs Redis 7.0 or later (or a compatible server). Times are compared at microsecond
+//! Needs Redis 7.0 or later (or a compatible server). At `connect`, a refusal no retry can
+//! mend (a wrong password, a certificate the CA does not vouch for) fails at once; other
+//! failures (nothing listening, a server still starting) after a few seconds of retries. Times are compared at microsecond
 //! precision in the scripts, and kept to the nanosecond. Records do not expire by
 //! themselves: the purge (`SessionManager::spawn_purge`) deletes them after the retention.
 

@@ -3,21 +3,28 @@
 //! [`PushMessage::Payload`] and every (re)subscription into [`PushMessage::Reconnected`].
 //!
 //! It reads nothing into the payloads: the manager checks their MAC and decides. The
-//! subscriber's job is to stay subscribed: the connection manager reconnects and
-//! resubscribes by itself (RESP3 push, automatic resubscription), a health check pings
-//! every few seconds and subscribes again when a reconnection left it unsubscribed, and
-//! after failed checks the connection is built anew, so no outage, however long, leaves
-//! the subscriber dead.
+//! subscriber's job is to stay subscribed: the connection reconnects and resubscribes by
+//! itself (RESP3 push, automatic resubscription; in a cluster, to whichever node owns the
+//! channel after a failover), a health check pings every few seconds and subscribes again
+//! when a reconnection left it unsubscribed, and after failed checks a single-node
+//! connection is built anew, so no outage, however long, leaves the subscriber dead.
+//!
+//! In a cluster the channel is a sharded one (`SSUBSCRIBE`, `SPUBLISH`: the messages stay
+//! on the shard that owns the channel's slot instead of crossing the whole cluster bus)
+//! when the servers have it, a classic one otherwise.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Msg, PushInfo, PushKind, Value};
+use session_core::StoreError;
 use session_core::store::PushMessage;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, sleep, timeout};
+
+use crate::conn::Target;
 
 /// Reconnection attempts of one subscriber connection before it reports failure; the
 /// health check then starts another round, so the subscriber never gives up for good.
@@ -29,11 +36,24 @@ const MAX_FAILED_CHECKS: u32 = 3;
 /// The pause before building a new subscriber connection.
 const REBUILD_DELAY: Duration = Duration::from_millis(500);
 
+/// How the subscriber connects and subscribes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// One Redis: `SUBSCRIBE`.
+    Single,
+    /// A cluster, with `SSUBSCRIBE` when `sharded`, else `SUBSCRIBE`.
+    #[cfg(feature = "cluster")]
+    Cluster {
+        /// Sharded pub/sub.
+        sharded: bool,
+    },
+}
+
 /// What the subscriber needs.
-#[derive(Debug)]
 pub(crate) struct SubscriberConfig {
-    /// A client for the same server, speaking RESP3.
-    pub(crate) client: redis::Client,
+    /// Where to connect (RESP3).
+    pub(crate) target: Target,
+    pub(crate) mode: Mode,
     pub(crate) channel: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
@@ -68,6 +88,13 @@ pub(crate) fn spawn(
     (AbortOnDrop(handle), first_rx)
 }
 
+/// The subscriber's connection.
+enum SubConn {
+    Single(ConnectionManager),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
 struct Subscriber {
     config: SubscriberConfig,
     tx: broadcast::Sender<PushMessage>,
@@ -78,17 +105,7 @@ impl Subscriber {
     async fn run(&mut self) {
         loop {
             let (push_tx, push_rx) = mpsc::unbounded_channel();
-            let manager_config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(self.config.connect_timeout))
-                .set_response_timeout(Some(self.config.command_timeout))
-                .set_number_of_retries(RECONNECT_TRIES)
-                .set_max_delay(RECONNECT_MAX_DELAY)
-                .set_push_sender(push_tx)
-                .set_automatic_resubscription();
-            match ConnectionManager::new_lazy_with_config(
-                self.config.client.clone(),
-                manager_config,
-            ) {
+            match self.open(push_tx).await {
                 Ok(conn) => self.follow(conn, push_rx).await,
                 Err(e) => self.failed(&e.to_string()),
             }
@@ -96,13 +113,39 @@ impl Subscriber {
         }
     }
 
+    async fn open(&self, pushes: mpsc::UnboundedSender<PushInfo>) -> Result<SubConn, StoreError> {
+        match self.config.mode {
+            Mode::Single => {
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.config.connect_timeout))
+                    .set_response_timeout(Some(self.config.command_timeout))
+                    .set_number_of_retries(RECONNECT_TRIES)
+                    .set_max_delay(RECONNECT_MAX_DELAY)
+                    .set_push_sender(pushes)
+                    .set_automatic_resubscription();
+                ConnectionManager::new_lazy_with_config(
+                    self.config.target.client()?,
+                    manager_config,
+                )
+                .map(SubConn::Single)
+                .map_err(StoreError::backend)
+            }
+            #[cfg(feature = "cluster")]
+            Mode::Cluster { .. } => {
+                let client = self.config.target.cluster_client(Some(pushes))?;
+                let limit = self.config.connect_timeout * 3;
+                match timeout(limit, client.get_async_connection()).await {
+                    Ok(Ok(conn)) => Ok(SubConn::Cluster(conn)),
+                    Ok(Err(e)) => Err(StoreError::backend(e)),
+                    Err(_) => Err(StoreError::Timeout),
+                }
+            }
+        }
+    }
+
     /// Runs one connection: subscribes, forwards messages, checks its health; returns when
     /// the connection should be rebuilt.
-    async fn follow(
-        &mut self,
-        mut conn: ConnectionManager,
-        mut pushes: mpsc::UnboundedReceiver<PushInfo>,
-    ) {
+    async fn follow(&mut self, mut conn: SubConn, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
         let mut subscribed = false;
         let mut failed_checks = 0;
         let mut check = tokio::time::interval(self.config.health_check_interval);
@@ -125,7 +168,12 @@ impl Subscriber {
                         Err(e) => {
                             self.failed(&e);
                             failed_checks += 1;
-                            if failed_checks >= MAX_FAILED_CHECKS {
+                            // A cluster connection follows the topology and reconnects by
+                            // itself, from the nodes it learnt: only a single-node one is
+                            // built anew (from its URL).
+                            if failed_checks >= MAX_FAILED_CHECKS
+                                && matches!(conn, SubConn::Single(_))
+                            {
                                 tracing::warn!(
                                     channel = %self.config.channel,
                                     "revocation subscriber: rebuilding its connection"
@@ -139,19 +187,37 @@ impl Subscriber {
         }
     }
 
-    async fn subscribe(&self, conn: &mut ConnectionManager) -> Result<(), String> {
+    async fn subscribe(&self, conn: &mut SubConn) -> Result<(), String> {
         let limit = self.config.connect_timeout + self.config.command_timeout;
-        match timeout(limit, conn.subscribe(&self.config.channel)).await {
+        let channel = &self.config.channel;
+        let subscribed = async {
+            match conn {
+                SubConn::Single(conn) => conn.subscribe(channel).await,
+                #[cfg(feature = "cluster")]
+                SubConn::Cluster(conn) => match self.config.mode {
+                    Mode::Cluster { sharded: true } => conn.ssubscribe(channel).await,
+                    _ => conn.subscribe(channel).await,
+                },
+            }
+        };
+        match timeout(limit, subscribed).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("subscribe failed: {e}")),
             Err(_) => Err("subscribe timed out".to_owned()),
         }
     }
 
-    async fn ping(&self, conn: &mut ConnectionManager) -> Result<(), String> {
+    async fn ping(&self, conn: &mut SubConn) -> Result<(), String> {
         let limit = self.config.connect_timeout + self.config.command_timeout;
         let ping = redis::cmd("PING");
-        match timeout(limit, ping.query_async::<Value>(conn)).await {
+        let pinged = async {
+            match conn {
+                SubConn::Single(conn) => ping.query_async::<Value>(conn).await,
+                #[cfg(feature = "cluster")]
+                SubConn::Cluster(conn) => ping.query_async::<Value>(conn).await,
+            }
+        };
+        match timeout(limit, pinged).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(format!("health check failed: {e}")),
             Err(_) => Err("health check timed out".to_owned()),
@@ -171,7 +237,7 @@ impl Subscriber {
                 tracing::debug!(channel = %self.config.channel, "revocation subscriber disconnected");
                 *subscribed = false;
             }
-            PushKind::Subscribe if self.names_channel(&push.data) => {
+            PushKind::Subscribe | PushKind::SSubscribe if self.names_channel(&push.data) => {
                 // (Re)subscribed: whatever was published while we were not is lost.
                 *subscribed = true;
                 self.send(PushMessage::Reconnected);
@@ -179,8 +245,10 @@ impl Subscriber {
                     let _ = first.send(Ok(()));
                 }
             }
-            PushKind::Unsubscribe if self.names_channel(&push.data) => *subscribed = false,
-            PushKind::Message => {
+            PushKind::Unsubscribe | PushKind::SUnsubscribe if self.names_channel(&push.data) => {
+                *subscribed = false;
+            }
+            PushKind::Message | PushKind::SMessage => {
                 if let Some(msg) = Msg::from_push_info(push)
                     && msg.get_channel_name() == self.config.channel
                 {

@@ -169,7 +169,7 @@ impl RedisStore {
     }
 }
 
-/// Unix µs of `now - by`, or `None` when that is before any time the store keeps.
+/// `now - by`, or `None` when that is before any time `OffsetDateTime` holds.
 fn before(now: OffsetDateTime, by: Duration) -> Option<OffsetDateTime> {
     time::Duration::try_from(by)
         .ok()
@@ -600,7 +600,7 @@ impl SessionStore for RedisStore {
         let _receivers: i64 = self
             .query(
                 Retry::Idempotent,
-                redis::cmd("PUBLISH")
+                redis::cmd(self.publish)
                     .arg(self.layout.channel())
                     .arg(payload)
                     .clone(),

@@ -44,6 +44,8 @@ pub struct RedisStore {
     pub(crate) conn: Conn,
     pub(crate) layout: Layout,
     pub(crate) command_timeout: Duration,
+    /// `PUBLISH`, or `SPUBLISH` on a cluster with sharded pub/sub.
+    pub(crate) publish: &'static str,
     pub(crate) push: broadcast::Sender<PushMessage>,
     pub(crate) _subscriber: AbortOnDrop,
 }
@@ -55,6 +57,8 @@ impl fmt::Debug for RedisStore {
             .field("prefix", &self.layout.prefix())
             .field("shards", &self.layout.shards())
             .field("command_timeout", &self.command_timeout)
+            .field("cluster", &!matches!(self.conn, Conn::Single(_)))
+            .field("publish", &self.publish)
             .finish_non_exhaustive()
     }
 }

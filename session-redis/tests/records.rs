@@ -111,6 +111,23 @@ async fn odd_text_survives_touch_and_revoke() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_shows_no_url_and_no_client_details() {
+    let Some((store, _, prefix)) = setup().await else {
+        return;
+    };
+    let user = fresh_user("debug");
+    create(&store, &session(&store, &user, Duration::from_secs(60))).await;
+    let debug = format!("{store:?}");
+    let url = redis_url().unwrap();
+    assert!(!debug.contains(&url), "{debug}");
+    assert!(
+        !debug.contains("203.0.113.7") && !debug.contains("Mozilla"),
+        "{debug}"
+    );
+    assert!(debug.contains(&prefix), "{debug}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_keys_share_one_hash_tag() {
     let Some((store, mut conn, prefix)) = setup().await else {
         return;

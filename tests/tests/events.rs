@@ -78,7 +78,7 @@ impl Store {
                 let pool = sqlx::PgPool::connect(&base)
                     .await
                     .expect("DATABASE_URL is set but PostgreSQL does not answer");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&pool)
                     .await
                     .expect("CREATE DATABASE");

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod servers;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -235,6 +237,52 @@ pub fn payload(text: &str) -> PushMessage {
 /// Drops whatever is queued.
 pub fn drain(rx: &mut broadcast::Receiver<PushMessage>) {
     while rx.try_recv().is_ok() {}
+}
+
+/// Runs every scenario of the conformance suite, one after the other, on one store (for
+/// servers a test starts itself, where `store_suite!`'s one store per test would mean one
+/// server per scenario).
+pub async fn run_suite<F, Fut>(store: Arc<dyn SessionStore>, dump: F)
+where
+    F: FnOnce(Arc<dyn SessionStore>) -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
+    use session_core::testing::suite;
+    macro_rules! each {
+        ($($name:ident),* $(,)?) => {
+            $(
+                let started = std::time::Instant::now();
+                suite::$name(store.clone()).await;
+                println!("suite: {} ok ({:?})", stringify!($name), started.elapsed());
+            )*
+        };
+    }
+    each!(
+        create_and_load,
+        create_records_the_epoch,
+        touch,
+        list_active,
+        revoke_one,
+        revoke_all,
+        revoke_all_except,
+        revoke_agent,
+        revoke_idp_sessions,
+        epoch_beats_racing_login,
+        grant_needs_a_live_grantor,
+        cap_evicts_the_oldest,
+        disabled_users_cannot_sign_in,
+        revoke_matching,
+        expiry_is_reported_once,
+        audit_pages_newest_first,
+        events_page_oldest_first,
+        concurrent_writers_lose_no_event,
+        purge_ended_sessions,
+        first_use_marks,
+        leases,
+        cursors,
+    );
+    suite::no_token_at_rest(store, dump).await;
+    println!("suite: no_token_at_rest ok");
 }
 
 /// `INFO commandstats`' call count for `command` (lower case), 0 when never called.
