@@ -13,7 +13,9 @@
 //! - Revoked is terminal: a "revoked" answer is kept until the session's own expiry (never
 //!   less than the staleness bound), not just for the staleness bound.
 //! - Concurrent misses for one id share one store load (a once-cell per id in flight),
-//!   under the deadline and within the bound on loads in flight.
+//!   under the deadline and within the bound on loads in flight. Each caller's share of a
+//!   load takes the cell out of the in-flight map when that caller is done, also when its
+//!   future is dropped mid-load (the client went away), so nothing is left behind.
 //! - Generation guard: a revocation racing a load cannot leave a stale "valid" entry. A
 //!   load's insert and a revocation's tombstone serialize on a lock stripe of the id, and
 //!   the load inserts only if no revocation (or resync) moved the generation since it
@@ -103,6 +105,36 @@ fn lock_in_flight(map: &Mutex<InFlightMap>) -> MutexGuard<'_, InFlightMap> {
     map.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// One caller's share of a load in flight. Dropping it (when the load finished, or when the
+/// caller's future was dropped mid-load) takes the load's cell out of the in-flight map,
+/// unless a newer load of the same id replaced it there. Callers still waiting on the cell
+/// hold their own reference: one of them finishes the load (a newer caller starts another).
+struct InFlight<'a> {
+    map: &'a Mutex<InFlightMap>,
+    id: SessionId,
+    cell: Arc<OnceCell<LoadResult>>,
+}
+
+impl<'a> InFlight<'a> {
+    /// Joins the load of `id` in flight, or registers a new one.
+    fn join(map: &'a Mutex<InFlightMap>, id: SessionId) -> Self {
+        let cell = lock_in_flight(map).entry(id).or_default().clone();
+        Self { map, id, cell }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut map = lock_in_flight(self.map);
+        if map
+            .get(&self.id)
+            .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
+        {
+            map.remove(&self.id);
+        }
+    }
+}
+
 fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -186,11 +218,9 @@ impl<T: Table> SessionCache<T> {
         keep_revoked: impl Fn(&SessionRecord) -> Duration,
     ) -> LoadResult {
         let id = token.id;
-        let cell = lock_in_flight(&self.in_flight)
-            .entry(id)
-            .or_default()
-            .clone();
-        let result = cell
+        let share = InFlight::join(&self.in_flight, id);
+        share
+            .cell
             .get_or_init(|| async {
                 // A load that finished between our miss and now left its answer.
                 if let Some(hit) = self.get(id, self.clock.unix_nanos()) {
@@ -220,12 +250,8 @@ impl<T: Table> SessionCache<T> {
                 Ok(value)
             })
             .await
-            .clone();
-        let mut in_flight = lock_in_flight(&self.in_flight);
-        if in_flight.get(&id).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            in_flight.remove(&id);
-        }
-        result
+            .clone()
+        // `share` drops here, and with it the cell's place in the in-flight map.
     }
 
     /// Inserts `value` unless a revocation or resync moved the generation since `started`.

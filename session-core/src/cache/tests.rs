@@ -1,7 +1,9 @@
 //! The cache's semantics, run on every table backend built (see `on_every_table!`).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -117,6 +119,10 @@ fn is_live(cached: Option<Cached>) -> bool {
     matches!(cached, Some(Cached::Live(_)))
 }
 
+fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
+    fut.poll(&mut Context::from_waker(Waker::noop()))
+}
+
 /// A load is cached: the next lookups hit, until the staleness bound, by the cache's clock.
 async fn a_load_is_trusted_for_the_staleness_bound<T: Table>() {
     let f = Fixture::<T>::new();
@@ -164,6 +170,47 @@ async fn concurrent_misses_share_one_load<T: Table>() {
     assert!(matches!(a, Ok(Cached::Live(_))));
     assert!(matches!(b, Ok(Cached::Live(_))));
     assert_eq!(f.loads(), 1);
+    assert_eq!(f.in_flight(), 0);
+}
+
+/// A caller that goes away mid-load (its future dropped) leaves nothing in flight, and the
+/// next caller loads afresh.
+async fn a_cancelled_load_leaves_nothing_behind<T: Table>() {
+    let f = Fixture::<T>::new();
+    let (_, token) = f.stored().await;
+    f.store.set_hanging(true); // the store's `load` never finishes
+    let gave_up = tokio::time::timeout(Duration::from_millis(20), f.load(&token)).await;
+    assert!(gave_up.is_err(), "the load cannot have finished");
+    assert_eq!(f.loads(), 1, "the load reached the store");
+    assert_eq!(f.in_flight(), 0, "the dropped load left its cell behind");
+    f.store.set_hanging(false);
+    assert!(matches!(f.load(&token).await, Ok(Cached::Live(_))));
+    assert_eq!(f.in_flight(), 0);
+}
+
+/// A caller dropped mid-load takes out its own cell only, never a newer load's.
+async fn a_cancelled_load_leaves_a_newer_one_in_flight<T: Table>() {
+    let f = Fixture::<T>::new();
+    let (_, token) = f.stored().await;
+    f.store.set_hanging(true);
+    let mut a = Box::pin(f.load(&token));
+    let mut b = Box::pin(f.load(&token));
+    assert!(poll_once(a.as_mut()).is_pending()); // a runs the load
+    assert!(poll_once(b.as_mut()).is_pending()); // b waits on a's cell
+    assert_eq!(f.in_flight(), 1);
+    drop(a);
+    assert_eq!(
+        f.in_flight(),
+        0,
+        "the first caller to go takes the cell out"
+    );
+    assert!(poll_once(b.as_mut()).is_pending()); // b takes the load over
+    let mut c = Box::pin(f.load(&token));
+    assert!(poll_once(c.as_mut()).is_pending()); // c starts a newer load
+    assert_eq!(f.in_flight(), 1);
+    drop(b);
+    assert_eq!(f.in_flight(), 1, "b took out c's newer cell");
+    drop(c);
     assert_eq!(f.in_flight(), 0);
 }
 
@@ -217,6 +264,8 @@ on_every_table!(
         a_load_is_trusted_for_the_staleness_bound,
         revoked_answers_are_kept_until_their_time,
         concurrent_misses_share_one_load,
+        a_cancelled_load_leaves_nothing_behind,
+        a_cancelled_load_leaves_a_newer_one_in_flight,
         a_revocation_racing_a_load_wins,
         a_resync_clears_and_stops_loads_in_flight,
         a_refresh_keeps_the_activity_seen,
