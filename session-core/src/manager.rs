@@ -333,7 +333,7 @@ impl SessionManager {
             revoked_at: None,
             revocation_reason: None,
         };
-        let started = self.inner.cache.generation();
+        let started = self.inner.cache.generation(id);
         match self
             .deadline(self.inner.store.create(&record, epoch.0))
             .await?

@@ -16,11 +16,14 @@
 //!   under the deadline and within the bound on loads in flight. Each caller's share of a
 //!   load takes the cell out of the in-flight map when that caller is done, also when its
 //!   future is dropped mid-load (the client went away), so nothing is left behind.
-//! - Generation guard: a revocation racing a load cannot leave a stale "valid" entry. A
-//!   load's insert and a revocation's tombstone serialize on a lock stripe of the id, and
-//!   the load inserts only if no revocation (or resync) moved the generation since it
-//!   began. A resync holds every stripe while it clears, so no load that began before it
-//!   can insert after it.
+//! - Generation guard: a revocation racing a load cannot leave a stale "valid" entry. Ids
+//!   fall on 64 lock stripes (by their first byte, which is random), each with a
+//!   generation. A revocation or a forget moves its id's stripe under the stripe's lock,
+//!   and a load inserts, under the same lock, only if its id's stripe did not move since
+//!   the load began. A resync holds every stripe while it moves them all and clears the
+//!   table, so no load that began before it can insert after it. A stream of push messages
+//!   about other ids therefore stops only the loads on their stripes from being cached,
+//!   not every load on the node.
 //! - The capacity bound evicts by the table's own policy; an entry past its time is a miss
 //!   and the next load replaces it.
 //!
@@ -99,6 +102,26 @@ use table::{DefaultTable, Table};
 /// first byte spreads them).
 const STRIPES: usize = 64;
 
+/// One lock stripe: its lock, and the generation that revocations, forgets and resyncs of
+/// its ids move.
+#[derive(Debug, Default)]
+struct Stripe {
+    lock: Mutex<()>,
+    /// Moved under `lock` only.
+    generation: AtomicU64,
+}
+
+impl Stripe {
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves the generation; the caller holds `lock`.
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 type InFlightMap = HashMap<SessionId, Arc<OnceCell<LoadResult>>>;
 
 fn lock_in_flight(map: &Mutex<InFlightMap>) -> MutexGuard<'_, InFlightMap> {
@@ -135,16 +158,10 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 pub(crate) struct SessionCache<T: Table = DefaultTable> {
     table: T,
-    stripes: Box<[Mutex<()>]>,
+    stripes: Box<[Stripe]>,
     in_flight: Mutex<InFlightMap>,
-    /// Moves on every revocation and resync seen by this node.
-    generation: AtomicU64,
     /// How long a "valid" or "unknown" answer is trusted, in nanoseconds.
     staleness: i64,
     clock: Arc<dyn Clock>,
@@ -171,9 +188,8 @@ impl<T: Table> SessionCache<T> {
     ) -> Self {
         Self {
             table: T::with_capacity(capacity.max(1)),
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
             in_flight: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
             staleness: duration_nanos(staleness),
             clock,
             loads: Semaphore::new(max_loads),
@@ -187,7 +203,7 @@ impl<T: Table> SessionCache<T> {
         self.table.len()
     }
 
-    fn stripe(&self, id: SessionId) -> &Mutex<()> {
+    fn stripe(&self, id: SessionId) -> &Stripe {
         &self.stripes[usize::from(id.as_bytes()[0]) % STRIPES]
     }
 
@@ -226,7 +242,7 @@ impl<T: Table> SessionCache<T> {
                 if let Some(hit) = self.get(id, self.clock.unix_nanos()) {
                     return Ok(hit);
                 }
-                let started = self.generation.load(Ordering::Acquire);
+                let started = self.generation(id);
                 let record = self.load_from_store(id, store).await.map_err(Arc::new)?;
                 let now = self.clock.unix_nanos();
                 let fresh_until = now.saturating_add(self.staleness);
@@ -254,12 +270,13 @@ impl<T: Table> SessionCache<T> {
         // `share` drops here, and with it the cell's place in the in-flight map.
     }
 
-    /// Inserts `value` unless a revocation or resync moved the generation since `started`.
-    /// Runs under the id's stripe, so a revocation cannot slip in between.
+    /// Inserts `value` unless a revocation, forget or resync moved the id's stripe since
+    /// `started`. Runs under the stripe's lock, so none can slip in between.
     fn put_unless_overtaken(&self, id: SessionId, value: Cached, started: u64) {
         let overtakeable = !matches!(value, Cached::Revoked { .. });
-        let _stripe = lock(self.stripe(id));
-        if overtakeable && self.generation.load(Ordering::Acquire) != started {
+        let stripe = self.stripe(id);
+        let _locked = stripe.lock();
+        if overtakeable && stripe.generation.load(Ordering::Acquire) != started {
             return;
         }
         self.table.insert(id, value);
@@ -282,13 +299,14 @@ impl<T: Table> SessionCache<T> {
         .map_err(|_| StoreError::Timeout)?
     }
 
-    /// The current generation (read before creating a session, see [`Self::insert_live`]).
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// The generation of `id`'s stripe: read before creating a session, and handed to
+    /// [`Self::insert_live`].
+    pub(crate) fn generation(&self, id: SessionId) -> u64 {
+        self.stripe(id).generation.load(Ordering::Acquire)
     }
 
     /// Caches a session this node just created for the token with MAC `tag`, unless a
-    /// revocation ran since `started`.
+    /// revocation, forget or resync moved its stripe since `started`.
     pub(crate) fn insert_live(
         &self,
         record: SessionRecord,
@@ -307,22 +325,26 @@ impl<T: Table> SessionCache<T> {
             .clock
             .unix_nanos()
             .saturating_add(duration_nanos(keep_for));
-        let _stripe = lock(self.stripe(id));
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let stripe = self.stripe(id);
+        let _locked = stripe.lock();
+        stripe.bump();
         self.table.insert(id, Cached::Revoked { until });
     }
 
     /// Forgets a session (a push said it was revoked elsewhere; the store has the detail).
     pub(crate) fn forget(&self, id: SessionId) {
-        let _stripe = lock(self.stripe(id));
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let stripe = self.stripe(id);
+        let _locked = stripe.lock();
+        stripe.bump();
         self.table.remove(&id);
     }
 
     /// Drops every cached answer (the push channel may have missed messages).
     pub(crate) fn resync(&self) {
-        let _all: Vec<_> = self.stripes.iter().map(lock).collect();
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let _all: Vec<_> = self.stripes.iter().map(Stripe::lock).collect();
+        for stripe in &self.stripes {
+            stripe.bump();
+        }
         self.table.clear();
     }
 }

@@ -214,6 +214,44 @@ async fn a_cancelled_load_leaves_a_newer_one_in_flight<T: Table>() {
     assert_eq!(f.in_flight(), 0);
 }
 
+/// Forgetting ids on the 63 other stripes while a load is in flight does not stop it from
+/// being cached.
+async fn forgets_on_other_stripes_leave_a_load_cached<T: Table>() {
+    let f = Fixture::<T>::new();
+    let (_, token) = f.stored().await;
+    let others: Vec<_> = (0..64u8).map(|n| neighbour(token.id, false, n)).collect();
+    let loaded = f
+        .load_with_gap(&token, || {
+            for &other in &others {
+                f.cache.forget(other);
+            }
+        })
+        .await;
+    assert!(matches!(loaded, Cached::Live(_)));
+    assert!(
+        is_live(f.cache.get(token.id, f.now())),
+        "the load was not cached"
+    );
+    assert_eq!(f.loads(), 1);
+}
+
+/// Forgetting another id of the same stripe while a load is in flight stops it from being
+/// cached; the next load is.
+async fn a_forget_on_the_same_stripe_stops_a_load_from_being_cached<T: Table>() {
+    let f = Fixture::<T>::new();
+    let (_, token) = f.stored().await;
+    let neighbour = neighbour(token.id, true, 0);
+    let loaded = f.load_with_gap(&token, || f.cache.forget(neighbour)).await;
+    assert!(
+        matches!(loaded, Cached::Live(_)),
+        "answered from what it read"
+    );
+    assert!(f.cache.get(token.id, f.now()).is_none(), "but not cached");
+    f.load(&token).await.unwrap();
+    assert!(is_live(f.cache.get(token.id, f.now())));
+    assert_eq!(f.loads(), 2);
+}
+
 /// A revocation of the id racing its load wins: the tombstone stays.
 async fn a_revocation_racing_a_load_wins<T: Table>() {
     let f = Fixture::<T>::new();
@@ -241,6 +279,19 @@ async fn a_resync_clears_and_stops_loads_in_flight<T: Table>() {
     assert_eq!(f.cache.len(), 0);
 }
 
+/// A session created by this node is cached unless its stripe moved in between (what
+/// `issue_after` does around the store's `create`).
+async fn a_new_session_is_cached_unless_its_stripe_moved<T: Table>() {
+    let f = Fixture::<T>::new();
+    for (same_stripe, cached) in [(false, true), (true, false)] {
+        let (rec, _) = record(Principal::user("bob"), f.clock.now(), STALENESS);
+        let started = f.cache.generation(rec.id);
+        f.cache.forget(neighbour(rec.id, same_stripe, 1));
+        let live = f.cache.insert_live(rec, [0; 32], started);
+        assert_eq!(is_live(f.cache.get(live.id, f.now())), cached);
+    }
+}
+
 /// A refresh of an entry gone stale keeps the activity this node saw.
 async fn a_refresh_keeps_the_activity_seen<T: Table>() {
     let f = Fixture::<T>::new();
@@ -266,8 +317,11 @@ on_every_table!(
         concurrent_misses_share_one_load,
         a_cancelled_load_leaves_nothing_behind,
         a_cancelled_load_leaves_a_newer_one_in_flight,
+        forgets_on_other_stripes_leave_a_load_cached,
+        a_forget_on_the_same_stripe_stops_a_load_from_being_cached,
         a_revocation_racing_a_load_wins,
         a_resync_clears_and_stops_loads_in_flight,
+        a_new_session_is_cached_unless_its_stripe_moved,
         a_refresh_keeps_the_activity_seen,
     ]
 );
