@@ -3,7 +3,9 @@
 //! # What it promises
 //!
 //! - A hit is synchronous: one lookup in the table, an `Arc` clone and a few integer
-//!   compares. It awaits nothing and takes no lock of ours.
+//!   compares. It awaits nothing and takes no lock of ours (moka may run its own
+//!   housekeeping on the reading thread, under a try-lock: never waiting for another
+//!   thread's).
 //! - Entries are compact: the id, the principal, a 32-byte proof of the token, and a few
 //!   integers, in one 160-byte allocation ([`Live`]). The device details stay in the store,
 //!   which answers the listings.
@@ -29,14 +31,21 @@
 //!
 //! # Two tables
 //!
-//! The map under the cache is one small trait ([`table::Table`]) with two backends:
+//! The map under the cache is one small trait ([`table::Table`]) with two backends, picked
+//! at build time:
 //!
-//! - moka (`moka::sync::Cache`), the default: the cache the design names, with a
-//!   frequency-aware eviction policy; a node with the usual number of live sessions has
-//!   no reason to look further.
+//! - moka (`moka::sync::Cache`), the default, because the design names it: a maintained,
+//!   widely used cache whose frequency-aware admission (TinyLFU) keeps the sessions that
+//!   keep coming back when a burst of one-off ones passes through a full cache. Its price
+//!   is bookkeeping beside every entry (separate allocations for the key, the entry's
+//!   metadata and its node in the access-order queue), and reads that log themselves for
+//!   housekeeping, which the reading thread runs inline every so often and which
+//!   allocates once in a while (see [`table::MokaTable`]).
 //! - quick_cache (`quick_cache::sync::Cache`, feature `quick-cache`), for nodes that cache
-//!   millions of sessions: a few words of bookkeeping per entry instead of moka's own
-//!   allocations per entry, and reads that only set a bit, so a hit never allocates.
+//!   millions of sessions: a few words of bookkeeping per entry inside its table
+//!   (CLOCK-Pro eviction), and a read that only sets a reference bit. It takes much less
+//!   memory per session, a hit never allocates, and no reader ever does housekeeping
+//!   work, so the slowest hits stay close to the typical one.
 //!
 //! The manager's cache uses quick_cache when the feature is on, moka otherwise; the tests
 //! of this module run on both whenever both are built.

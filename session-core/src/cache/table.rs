@@ -1,15 +1,12 @@
 //! The table under the revocation cache: the few operations [`SessionCache`] needs of a
-//! bounded concurrent map, and its two backends.
+//! bounded concurrent map, and its two backends (why each: see the parent module).
 //!
-//! - [`MokaTable`] (the default): `moka::sync::Cache`, the cache the design names. Its
-//!   eviction policy (TinyLFU admission in front of LRU) keeps the sessions that come back
-//!   over a one-off burst. It keeps its own bookkeeping per entry (key, entry info, a node
-//!   in its access-order queue), and a read records itself in a bounded log that the reading
+//! - [`MokaTable`] (the default): `moka::sync::Cache`. TinyLFU admission in front of LRU
+//!   eviction; per entry, its own allocations for the key, the entry's metadata and a node
+//!   in its access-order queue; a read records itself in a bounded log that the reading
 //!   thread replays into that queue now and then.
-//! - [`QuickTable`] (feature `quick-cache`): `quick_cache::sync::Cache`, for nodes that cache
-//!   millions of sessions. Its bookkeeping is a few words per entry in the table itself
-//!   (CLOCK-Pro eviction), and a read only sets a reference bit: less memory per entry,
-//!   and a hit never allocates.
+//! - `QuickTable` (feature `quick-cache`): `quick_cache::sync::Cache`. CLOCK-Pro
+//!   eviction with its bookkeeping inside the table; a read only sets a reference bit.
 //!
 //! Neither is asked to expire entries: the cache judges freshness itself, by the manager's
 //! clock, and an entry past its time is a miss that the next load replaces. Both are keyed
@@ -54,12 +51,16 @@ pub(crate) trait Table: std::fmt::Debug + Send + Sync + 'static {
 
 /// The default backend: `moka::sync::Cache`.
 ///
-/// Configured for a cheap hit: no expiry policy (no timer wheel, nothing rescheduled per
-/// read), no weigher, no eviction listener, no invalidation closures; what is left on a
-/// read is the lookup, a clone of the value (an enum holding an `Arc`) and a record in
-/// moka's bounded read log, which the reading thread replays into the access-order queue
-/// once the log holds 64 records or 300 ms have passed (a try-lock: a reader never waits
-/// for another thread's housekeeping).
+/// Configured for a cheap hit: no expiry policy (no timer wheel, nothing rescheduled on a
+/// read), no weigher, no eviction listener, no invalidation closures. What is left on a
+/// read is moka's clock reading, the lookup, a clone of the value (an enum holding an
+/// `Arc`) and a record in moka's bounded read log. Once the log is full enough or a short
+/// interval has passed, the reading thread replays it into the access-order queue (under
+/// a try-lock: a reader never waits for another thread's housekeeping), and the replay
+/// ends by handing the garbage of moka's lock-free map to crossbeam-epoch, which allocates
+/// a block now and then once the map has seen any update or removal. That allocation is
+/// the only one on a hit, and no setting of moka's removes it: a node that must never
+/// allocate on a hit uses `QuickTable`.
 #[cfg_attr(feature = "quick-cache", allow(dead_code))] // still built, for the tests on both
 pub(crate) struct MokaTable(moka::sync::Cache<SessionId, Cached, FxBuildHasher>);
 
