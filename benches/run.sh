@@ -27,6 +27,8 @@
 #   RESULTS=benches/RESULTS.md   where the tables are written
 #   PROFILE=release   the cargo profile bench-server is built with; `bench-lto` is release
 #                     with `lto = "fat"` and `codegen-units = 1` (every variant alike)
+#   FEATURES=         cargo features of session-benches to build with (default none), e.g.
+#                     `quick-cache`: our variants' cache on quick_cache instead of moka
 #
 # For each variant: start the server pinned to SERVER_CPU, read its `listening on` and
 # `cookie:` lines (a sessionless variant gets an ignored cookie of the same size as ours), check
@@ -48,6 +50,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
 PROFILE=${PROFILE:-release}
+FEATURES=${FEATURES:-}
 ALL_VARIANTS="axum-identity-layer axum-ours-memory axum-ours-redis axum-ours-memory-wrapped axum-ours-memory-handler axum-tower-sessions-memory axum-tower-sessions-moka axum-tower-sessions-redis actix-ours-memory actix-ours-redis actix-session-cookie actix-session-redis"
 VARIANTS=${VARIANTS:-$ALL_VARIANTS}
 SIDE_BY_SIDE=${SIDE_BY_SIDE-axum-bare axum-identity-layer axum-ours-memory axum-ours-memory-wrapped actix-bare actix-ours-memory}
@@ -111,8 +114,8 @@ done
 CLK_TCK=$(getconf CLK_TCK)
 
 # --- build -------------------------------------------------------------------------------
-echo "== building bench-server (profile $PROFILE)" >&2
-(cd "$ROOT" && cargo build --profile "$PROFILE" -p session-benches)
+echo "== building bench-server (profile $PROFILE${FEATURES:+, features $FEATURES})" >&2
+(cd "$ROOT" && cargo build --profile "$PROFILE" -p session-benches ${FEATURES:+--features "$FEATURES"})
 # cargo's own name for the dev profile's directory is `debug`.
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")/bench-server
 [[ -x $BIN ]] || die "no binary at $BIN"
@@ -444,7 +447,8 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     echo "- Date: $STARTED"
     echo "- Machine: $(nproc) CPUs, $CPU_MODEL; load average $LOAD_BEFORE before, $LOAD_AFTER after"
     echo "- Commit: $COMMIT"
-    echo "- Build: cargo profile \`$PROFILE\`$([[ $PROFILE == bench-lto ]] && echo ' (release with `lto = "fat"`, `codegen-units = 1`), for every variant alike')"
+    echo "- Build: cargo profile \`$PROFILE\`$([[ $PROFILE == bench-lto ]] && echo ' (release with `lto = "fat"`, `codegen-units = 1`), for every variant alike')$([[ -n $FEATURES ]] && echo ", features \`$FEATURES\`")"
+    echo "- Our cache's table: $([[ $FEATURES == *quick-cache* ]] && echo quick_cache || echo moka)"
     echo "- Load: wrk $WRK_VERSION, \`-t1 -c$CONNECTIONS -d$DURATION --latency\` after a $WARMUP warm-up, pinned to CPU $WRK_CPU; the server (one worker thread) pinned to CPU $SERVER_CPU"
     echo "- Handler: \`GET /\` answers the session's user id (\`bench-user\`, an owned string in every variant); the bare variants answer it without any session check"
     echo "- Beyond the issue's variants: \`axum-identity-layer\` is the bare handler under a layer that does nothing, through \`Router::layer\` (what axum itself charges for any layer); \`axum-ours-memory-wrapped\` is our layer around the whole \`Router\`; \`axum-ours-memory-handler\` is our layer on the handler alone (\`Handler::layer\`)."

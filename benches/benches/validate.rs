@@ -3,9 +3,24 @@
 //! turning away a forged token.
 //!
 //! Before criterion runs, the allocations per call of a cache hit and of a forged-token
-//! rejection are counted and printed; a single allocation in either fails the bench.
+//! rejection are counted and printed. A single allocation in a forged-token rejection
+//! fails the bench, and so does one in a cache hit on quick_cache. On moka, a hit runs
+//! moka's housekeeping every 64 reads, and that housekeeping allocates now and then (see
+//! session-core's `cache::table::MokaTable`): the bench fails if hits on moka allocate
+//! more often than once per 64 calls, which would be an allocation of the hit itself.
 //!
-//! Run: `cargo bench -p session-benches --bench validate -- --warm-up-time 1 --measurement-time 3`
+//! # moka against quick_cache
+//!
+//! session-core's cache runs on moka, or on quick_cache with the `quick-cache` feature
+//! (this package forwards it). The cache benchmarks carry the backend in their ids
+//! (`validate/cache_hit/moka`, `validate/cache_hit/quick_cache`), so two runs, one with
+//! the feature and one without, land side by side in criterion's report for the group
+//! (`target/criterion/validate/report/index.html`), each with its own baseline:
+//!
+//! ```text
+//! cargo bench -p session-benches --bench validate -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p session-benches --bench validate --features quick-cache -- --warm-up-time 1 --measurement-time 3
+//! ```
 //!
 //! # Counting allocations
 //!
@@ -28,7 +43,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use criterion::{BatchSize, Criterion};
+use criterion::{BatchSize, BenchmarkId, Criterion};
 use session_core::store::Invalidation;
 use session_core::token::TOKEN_LEN;
 use session_core::{
@@ -42,6 +57,13 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 /// Calls per allocation measurement.
 const CALLS: usize = 10_000;
+
+/// The table under session-core's cache in this build.
+const BACKEND: &str = if cfg!(feature = "quick-cache") {
+    "quick_cache"
+} else {
+    "moka"
+};
 
 struct Fixture {
     rt: Runtime,
@@ -121,7 +143,9 @@ fn allocs_per_call(mut f: impl FnMut()) -> (usize, f64) {
 
 fn allocation_report(fx: &Fixture) {
     let report = |what: &str, (total, per_call): (usize, f64)| {
-        eprintln!("allocations: {what:<44} {total:>6} in {CALLS} calls = {per_call} per call");
+        eprintln!(
+            "allocations ({BACKEND}): {what:<44} {total:>6} in {CALLS} calls = {per_call} per call"
+        );
         total
     };
     let hit = report(
@@ -153,12 +177,19 @@ fn allocation_report(fx: &Fixture) {
             assert!(matches!(denial, Err(Denial::Invalid)));
         }),
     );
-    assert_eq!(
-        hit, 0,
+    // quick_cache: none at all. moka: its housekeeping's, at most one per run (every 64
+    // reads), never one per hit.
+    let allowed = if cfg!(feature = "quick-cache") {
+        0
+    } else {
+        CALLS / 64
+    };
+    assert!(
+        hit <= allowed,
         "a cache hit (verify + validate_cached) allocated: {hit} in {CALLS} calls"
     );
-    assert_eq!(
-        hit_async, 0,
+    assert!(
+        hit_async <= allowed,
         "a cache hit (validate) allocated: {hit_async} in {CALLS} calls"
     );
     assert_eq!(forged, 0, "rejecting a forged token allocated");
@@ -170,22 +201,24 @@ fn allocation_report(fx: &Fixture) {
 
 fn bench_validate(c: &mut Criterion, fx: &Fixture) {
     let mut g = c.benchmark_group("validate");
-    g.bench_function("cache_hit", |b| b.iter(|| fx.hit()));
-    g.bench_function("cache_hit_async", |b| {
+    g.bench_function(BenchmarkId::new("cache_hit", BACKEND), |b| {
+        b.iter(|| fx.hit())
+    });
+    g.bench_function(BenchmarkId::new("cache_hit_async", BACKEND), |b| {
         b.to_async(&fx.rt)
             .iter(|| async { fx.manager.validate(black_box(&fx.token)).await });
     });
     // A miss on every measured call. A tiny cache (`with_cache_capacity`) does not give
     // one reliably (the cache admits and evicts on its own schedule), so instead the
-    // untimed setup applies `Invalidation::Resync`: it bumps the cache's generation and
-    // empties the cache, so the next `validate` finds no entry and loads the record from
+    // untimed setup applies `Invalidation::Resync`: it moves every lock stripe's generation
+    // and empties the cache, so the next `validate` finds no entry and loads the record from
     // the store (in-flight map, load semaphore, timeout, `MemoryStore::load`, insert under
     // the id's lock stripe), exactly as after a push-channel gap.
     // `PerIteration` is required: with larger batches criterion runs every setup of a
     // batch before the routines, so all but the first call of a batch would hit the entry
     // the first one loaded. The price is one `Instant::now()` pair per call in the timing
     // (tens of nanoseconds, small against a miss).
-    g.bench_function("miss_memory_store", |b| {
+    g.bench_function(BenchmarkId::new("miss_memory_store", BACKEND), |b| {
         b.to_async(&fx.rt).iter_batched(
             || fx.manager.apply_invalidation(Invalidation::Resync),
             |()| async { fx.manager.validate(black_box(&fx.token)).await },

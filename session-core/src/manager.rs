@@ -408,7 +408,7 @@ impl SessionManager {
             epoch: epoch.map_or(0, |e| e.0),
             idp,
         };
-        let started = self.inner.cache.generation();
+        let started = self.inner.cache.generation(id);
         let created = self
             .deadline(self.inner.store.create(NewSession {
                 record: &record,

@@ -12,7 +12,12 @@
 //!
 //! ```text
 //! cargo run --release -p session-benches --bin scale
+//! cargo run --release -p session-benches --bin scale --features quick-cache
 //! ```
+//!
+//! The cache's table is moka, or quick_cache with the `quick-cache` feature; the section
+//! names the one measured. `PARTS` picks the parts to run (default `123`; `PARTS=1` for the
+//! memory and latency of 1 M sessions alone).
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -46,6 +51,12 @@ const CHUNK: usize = 200;
 /// A typical browser user agent (100 characters).
 const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Sa";
 const DAY: Duration = Duration::from_secs(86_400);
+/// The table under session-core's cache in this build.
+const BACKEND: &str = if cfg!(feature = "quick-cache") {
+    "quick_cache"
+} else {
+    "moka"
+};
 /// How long a store gets to connect before it is skipped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -78,14 +89,22 @@ async fn run() -> Result<(), BoxError> {
     )?;
     writeln!(out, "- Machine: {}", machine())?;
     writeln!(out, "- Commit: {}", commit())?;
+    writeln!(out, "- Cache table: {BACKEND}")?;
     writeln!(out, "- One current-thread Tokio runtime; release build\n")?;
 
-    eprintln!("scale: 1. {SESSIONS} cached sessions ...");
-    memory_and_latency(&mut out).await?;
-    eprintln!("scale: 2. touches ...");
-    touches(&mut out).await?;
-    eprintln!("scale: 3. list and revoke-all of {USER_SESSIONS} sessions ...");
-    list_and_revoke(&mut out).await?;
+    let parts = std::env::var("PARTS").unwrap_or_else(|_| "123".to_owned());
+    if parts.contains('1') {
+        eprintln!("scale: 1. {SESSIONS} cached sessions ({BACKEND}) ...");
+        memory_and_latency(&mut out).await?;
+    }
+    if parts.contains('2') {
+        eprintln!("scale: 2. touches ...");
+        touches(&mut out).await?;
+    }
+    if parts.contains('3') {
+        eprintln!("scale: 3. list and revoke-all of {USER_SESSIONS} sessions ...");
+        list_and_revoke(&mut out).await?;
+    }
 
     print!("{out}");
     write_results(&out)?;
@@ -235,7 +254,10 @@ async fn memory_and_latency(out: &mut String) -> Result<(), BoxError> {
     #[allow(clippy::cast_precision_loss)]
     let timer_ns = t.elapsed().as_nanos() as f64 / SAMPLE as f64;
 
-    writeln!(out, "### 1 M cached sessions (MemoryStore)\n")?;
+    writeln!(
+        out,
+        "### 1 M cached sessions (MemoryStore, {BACKEND} cache)\n"
+    )?;
     writeln!(out, "| measure | value |")?;
     writeln!(out, "| --- | ---: |")?;
     writeln!(
