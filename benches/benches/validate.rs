@@ -44,7 +44,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion};
-use session_core::store::Invalidation;
+use session_core::store::PushMessage;
 use session_core::token::TOKEN_LEN;
 use session_core::{
     ClientInfo, Denial, KeySet, MemoryStore, Principal, Session, SessionConfig, SessionManager,
@@ -84,7 +84,8 @@ impl Fixture {
             Arc::new(MemoryStore::new()),
             keys.clone(),
             SessionConfig::default(),
-        );
+        )
+        .expect("a valid config");
         let issued = rt
             .block_on(manager.issue(Principal::user("alice"), ClientInfo::default()))
             .expect("issue a session");
@@ -220,7 +221,11 @@ fn bench_validate(c: &mut Criterion, fx: &Fixture) {
     // (tens of nanoseconds, small against a miss).
     g.bench_function(BenchmarkId::new("miss_memory_store", BACKEND), |b| {
         b.to_async(&fx.rt).iter_batched(
-            || fx.manager.apply_invalidation(Invalidation::Resync),
+            || {
+                fx.manager
+                    .apply_push(&PushMessage::Reconnected)
+                    .expect("a resync")
+            },
             |()| async { fx.manager.validate(black_box(&fx.token)).await },
             BatchSize::PerIteration,
         );
@@ -247,7 +252,9 @@ fn main() {
     let _rt = fx.rt.enter();
 
     // A resync really turns the next lookup into a miss (what `miss_memory_store` relies on).
-    fx.manager.apply_invalidation(Invalidation::Resync);
+    fx.manager
+        .apply_push(&PushMessage::Reconnected)
+        .expect("a resync");
     let verified = fx.manager.verify(&fx.token).expect("token verifies");
     assert!(fx.manager.validate_cached(&verified).is_none());
     fx.rt

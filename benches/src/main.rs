@@ -131,7 +131,7 @@ fn login(addr: SocketAddr) -> Result<String, BoxError> {
 
 /// Our manager over `store`, its gate, and the `NAME=VALUE` of one session issued now.
 async fn our_gate(store: Arc<dyn SessionStore>) -> Result<(SessionGate, Cookie), BoxError> {
-    let manager = SessionManager::new(store, KeySet::random(), SessionConfig::default());
+    let manager = SessionManager::new(store, KeySet::random(), SessionConfig::default())?;
     let issued = manager
         .issue(Principal::user(USER), ClientInfo::default())
         .await?;

@@ -65,7 +65,7 @@ impl FromRequest for ValidSession {
             })
             .map(Self)
             .map_err(|refused| match refused {
-                Some(rejection) => SessionRejection::Refused(Box::new(rejection)),
+                Some(rejection) => SessionRejection::Refused(rejection),
                 None => SessionRejection::NoMiddleware,
             }),
         )

@@ -641,12 +641,15 @@ pub(crate) mod operations {
 use operations::{TAG_ADMIN, TAG_AGENTS, TAG_SESSIONS};
 
 /// Attaches each route's description, by `operationId`.
-fn attach(table: RouteTable, ops: &[(&str, fn() -> Operation)]) -> RouteTable {
+/// An operation's id and its description.
+type Described = (&'static str, fn() -> Operation);
+
+fn attach(table: RouteTable, ops: &[Described]) -> RouteTable {
     table.documented_with(|id| ops.iter().find(|(n, _)| *n == id).map(|(_, f)| *f))
 }
 
 /// The self-service routes' descriptions.
-pub(crate) const SELF_SERVICE: [(&str, fn() -> Operation); 9] = {
+pub(crate) const SELF_SERVICE: [Described; 9] = {
     use operations::*;
     [
         ("me", <__path_me as utoipa::Path>::operation),
@@ -680,7 +683,7 @@ pub(crate) const SELF_SERVICE: [(&str, fn() -> Operation); 9] = {
 };
 
 /// The admin routes' descriptions.
-pub(crate) const ADMIN: [(&str, fn() -> Operation); 6] = {
+pub(crate) const ADMIN: [Described; 6] = {
     use operations::*;
     [
         (
@@ -953,7 +956,6 @@ mod tests {
             };
         }
         let declared = {
-            use operations::*;
             stand_ins!(
                 __path_me,
                 __path_agent_me,

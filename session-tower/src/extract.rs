@@ -60,7 +60,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ValidSession {
         })
         .map(Self)
         .map_err(|refused| match refused {
-            Some(rejection) => SessionRejection::Refused(Box::new(rejection)),
+            Some(rejection) => SessionRejection::Refused(rejection),
             None => SessionRejection::NoLayer,
         })
     }

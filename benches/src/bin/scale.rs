@@ -27,12 +27,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use session_core::store::{Created, RevokeMany};
+use session_core::store::{Change, Created, NewSession, RevokeMany};
 use session_core::testing::FaultyStore;
-use session_core::testing::suite::{fresh_user, now_ms, record};
+use session_core::testing::suite::{fresh_user, now_ms, record_in};
 use session_core::token::TOKEN_LEN;
 use session_core::{
-    ClientInfo, KeySet, ManualClock, MemoryStore, Principal, RevocationReason, RevokeScope,
+    Actor, ClientInfo, KeySet, ManualClock, MemoryStore, Principal, RevocationReason, RevokeScope,
     SessionConfig, SessionManager, SessionStore,
 };
 
@@ -151,6 +151,7 @@ async fn memory_and_latency(out: &mut String) -> Result<(), BoxError> {
             .with_cache_capacity(2_000_000)
             .with_cache_ttl(Duration::from_secs(3600))
             .with_touch_interval(Duration::from_secs(3600))
+            .expect("a touch interval")
     };
     let keys = KeySet::random();
     let store = Arc::new(MemoryStore::new());
@@ -161,7 +162,7 @@ async fn memory_and_latency(out: &mut String) -> Result<(), BoxError> {
     // The tokens, in one buffer written before the first reading so it is not counted.
     let mut tokens = vec![b'-'; SESSIONS * TOKEN_LEN];
 
-    let first = SessionManager::new(store.clone(), keys.clone(), config());
+    let first = SessionManager::new(store.clone(), keys.clone(), config())?;
     let before = rss_kib();
     let t = Instant::now();
     for i in 0..SESSIONS {
@@ -174,7 +175,7 @@ async fn memory_and_latency(out: &mut String) -> Result<(), BoxError> {
     let issue_time = t.elapsed();
     let after_issue = rss_kib();
 
-    let second = SessionManager::new(store.clone(), keys, config());
+    let second = SessionManager::new(store.clone(), keys, config())?;
     let before_warm = rss_kib();
     let t = Instant::now();
     for i in 0..SESSIONS {
@@ -322,9 +323,9 @@ async fn touches(out: &mut String) -> Result<(), BoxError> {
     let manager = SessionManager::with_clock(
         store.clone(),
         KeySet::random(),
-        SessionConfig::new().with_touch_interval(Duration::from_secs(60)),
+        SessionConfig::new().with_touch_interval(Duration::from_secs(60))?,
         Arc::new(clock.clone()),
-    );
+    )?;
     let issued = manager
         .issue(Principal::user("touch-user"), ClientInfo::default())
         .await?;
@@ -346,8 +347,8 @@ async fn touches(out: &mut String) -> Result<(), BoxError> {
     let manager = SessionManager::new(
         store.clone(),
         KeySet::random(),
-        SessionConfig::new().with_touch_interval(Duration::from_secs(60)),
-    );
+        SessionConfig::new().with_touch_interval(Duration::from_secs(60))?,
+    )?;
     let issued = manager
         .issue(Principal::user("touch-user"), ClientInfo::default())
         .await?;
@@ -405,23 +406,34 @@ fn ms(d: Duration) -> f64 {
 
 async fn bench_store(store: Arc<dyn SessionStore>) -> Result<StoreRow, BoxError> {
     let user = fresh_user("scale");
-    let epoch = store.user_epoch(&user).await?;
+    let epoch = store.user_state(&user).await?.epoch;
     let at = now_ms();
+    // Ids from the store (Redis places a user's sessions in one shard); no cap, so that
+    // all of them live.
     let records: Vec<_> = (0..USER_SESSIONS)
-        .map(|_| record(Principal::user(user.clone()), at, DAY).0)
+        .map(|_| record_in(&*store, Principal::user(user.clone()), at, DAY).0)
         .collect();
     let t = Instant::now();
     for chunk in records.chunks(CHUNK) {
-        for created in join_all(chunk.iter().map(|r| store.create(r, epoch))).await {
-            if created? != Created::Created {
-                return Err("create: epoch moved".into());
+        let creates = chunk.iter().map(|r| {
+            store.create(NewSession {
+                record: r,
+                expected_epoch: Some(epoch),
+                granted_by: None,
+                max_user_sessions: None,
+                actor: Actor::User,
+            })
+        });
+        for created in join_all(creates).await {
+            if !matches!(created?, Created::Created { .. }) {
+                return Err("create refused".into());
             }
         }
     }
     let create_ms = ms(t.elapsed());
 
     let t = Instant::now();
-    let listed = store.list_active(&user, now_ms()).await?.len();
+    let listed = store.list_active(&user, now_ms(), usize::MAX).await?.len();
     let list_ms = ms(t.elapsed());
 
     let t = Instant::now();
@@ -430,8 +442,12 @@ async fn bench_store(store: Arc<dyn SessionStore>) -> Result<StoreRow, BoxError>
             user_id: &user,
             scope: &RevokeScope::All,
             except: None,
-            reason: &RevocationReason::SignedOutEverywhere,
-            at: now_ms(),
+            change: Change {
+                reason: &RevocationReason::SignedOutEverywhere,
+                actor: Actor::User,
+                at: now_ms(),
+            },
+            disable_user: false,
         })
         .await?
         .len();

@@ -502,12 +502,12 @@ pub const MIDDLEWARE_MISSING: &str = "no session middleware ran for this route: 
 pub fn extract_session<'r>(
     session: Option<&Session>,
     rejection: impl FnOnce() -> Option<&'r Rejection>,
-) -> Result<Session, Option<Rejection>> {
+) -> Result<Session, Option<Box<Rejection>>> {
     if let Some(session) = session {
         return Ok(session.clone());
     }
     match rejection() {
-        Some(rejection) => Err(Some(rejection.clone())),
+        Some(rejection) => Err(Some(Box::new(rejection.clone()))),
         None => {
             static LOGGED: std::sync::atomic::AtomicBool =
                 std::sync::atomic::AtomicBool::new(false);

@@ -87,7 +87,9 @@ mod tests {
             trusted: vec![normalize("https://admin.example").unwrap()],
         };
         let host = ("host", "app.example");
-        let cases: [(&[(&str, &str)], bool, bool); 10] = [
+        /// Headers, then whether the request is cross-site by host, and by configuration.
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, bool);
+        let cases: [Case<'_>; 10] = [
             (&[host], false, false),
             (&[host, ("sec-fetch-site", "same-origin")], false, false),
             (&[host, ("sec-fetch-site", "none")], false, false),
