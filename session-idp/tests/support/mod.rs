@@ -128,8 +128,11 @@ impl Provider {
         if !(have("node") && have("npm")) {
             let required = std::env::var("IDP_TESTS").is_ok_and(|v| v == "1");
             assert!(!required, "IDP_TESTS=1 but node/npm are not on PATH");
-            eprintln!(
-                "skipped: node and npm are needed to run oidc-provider (set IDP_TESTS=1 to make this a failure)"
+            // Written to the process's stderr directly, past the test harness's capture, so
+            // the skip shows in `cargo test` output.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"skipped: node and npm are needed to run oidc-provider (IDP_TESTS=1 makes this a failure)\n",
             );
             return None;
         }
