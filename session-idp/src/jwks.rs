@@ -181,10 +181,10 @@ impl Jwks {
     ) -> Result<DecodingKey, JwksError> {
         {
             let cache = self.read();
-            if self.is_fresh(&cache) {
-                if let Some(found) = select(&cache.keys, kid, alg) {
-                    return found;
-                }
+            if self.is_fresh(&cache)
+                && let Some(found) = select(&cache.keys, kid, alg)
+            {
+                return found;
             }
         }
         let Some(uri) = self.inner.uri.as_deref() else {
@@ -321,10 +321,10 @@ fn fits(key: &Jwk, alg: Algorithm) -> bool {
     if matches!(key.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
         return false;
     }
-    if let Some(key_alg) = key.common.key_algorithm {
-        if Algorithm::try_from(key_alg).ok() != Some(alg) {
-            return false;
-        }
+    if let Some(key_alg) = key.common.key_algorithm
+        && Algorithm::try_from(key_alg).ok() != Some(alg)
+    {
+        return false;
     }
     match (&key.algorithm, alg.family()) {
         (AlgorithmParameters::RSA(_), AlgorithmFamily::Rsa) => true,

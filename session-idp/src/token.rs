@@ -4,7 +4,7 @@
 //! Signatures are checked by `jsonwebtoken`; this module decides *which* algorithm and
 //! key may be used before handing a token to it: the header's `alg` must be on the
 //! validator's allowlist of asymmetric algorithms (`none` and the HMAC family never are),
-//! and the key comes from the issuer's [`Jwks`](crate::jwks::Jwks), chosen by `kid`.
+//! and the key comes from the issuer's [`Jwks`] (chosen by `kid`).
 //!
 //! [`LogoutTokenValidator`]: crate::backchannel::LogoutTokenValidator
 //! [`SetValidator`]: crate::caep::SetValidator
@@ -311,10 +311,10 @@ pub(crate) fn check_times(
     if iat > now + skew {
         return Err(TokenError::IssuedInFuture);
     }
-    if let Some(exp) = exp {
-        if exp + skew < now {
-            return Err(TokenError::Expired);
-        }
+    if let Some(exp) = exp
+        && exp + skew < now
+    {
+        return Err(TokenError::Expired);
     }
     if iat + max_age + skew < now {
         return Err(TokenError::TooOld);

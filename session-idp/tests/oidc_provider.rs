@@ -138,6 +138,12 @@ async fn sign_in_then_back_channel_logout_with_a_real_provider() {
     let start = client
         .begin(Some("/account/sessions"), OffsetDateTime::now_utc())
         .unwrap();
+    // Debug shows no secret: not the browser state, not the client secret or state key.
+    let shown = format!("{start:?} {client:?}");
+    assert!(
+        !shown.contains(&start.browser_state) && !shown.contains(CLIENT_SECRET),
+        "{shown}"
+    );
     let authorization_url = reqwest::Url::parse(&start.authorization_url).unwrap();
     let params: std::collections::HashMap<_, _> =
         authorization_url.query_pairs().into_owned().collect();

@@ -142,10 +142,10 @@ impl LogoutTokenValidator {
         now: OffsetDateTime,
     ) -> Result<LogoutToken, TokenError> {
         let verified = token::verify(token.trim(), &self.algorithms, &self.jwks).await?;
-        if let Some(typ) = &verified.typ {
-            if !token::typ_is(typ, "logout+jwt") {
-                return Err(TokenError::WrongType);
-            }
+        if let Some(typ) = &verified.typ
+            && !token::typ_is(typ, "logout+jwt")
+        {
+            return Err(TokenError::WrongType);
         }
         let claims = &verified.claims;
         token::check_issuer(claims, &self.issuer)?;

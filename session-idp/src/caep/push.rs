@@ -84,18 +84,17 @@ impl PushOutcome {
         if (200..300).contains(&status) {
             return Self::Accepted;
         }
-        if status == 400 {
-            if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) {
-                if let Some(err) = obj.get("err").and_then(Value::as_str) {
-                    return Self::Rejected {
-                        err: err.to_owned(),
-                        description: obj
-                            .get("description")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned),
-                    };
-                }
-            }
+        if status == 400
+            && let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body)
+            && let Some(err) = obj.get("err").and_then(Value::as_str)
+        {
+            return Self::Rejected {
+                err: err.to_owned(),
+                description: obj
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            };
         }
         Self::Failed { status }
     }
