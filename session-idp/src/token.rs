@@ -19,6 +19,9 @@
 //! ```
 
 use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,7 +30,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::jwks::{Jwks, JwksError};
-use crate::replay::ReplayGuardError;
+use crate::replay::{ReplayGuard, ReplayGuardError};
 
 /// The longest token looked at; anything longer is refused unread.
 pub(crate) const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -205,6 +208,113 @@ pub(crate) async fn verify(
             | jsonwebtoken::errors::ErrorKind::InvalidKeyFormat => TokenError::KeyMismatch,
             _ => TokenError::Malformed,
         }),
+    }
+}
+
+/// What both validators are configured with, and the checks they run alike.
+#[derive(Clone)]
+pub(crate) struct Policy {
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    pub(crate) jwks: Jwks,
+    pub(crate) replay: Arc<dyn ReplayGuard>,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) skew: Duration,
+    pub(crate) max_age: Duration,
+}
+
+/// A token whose signature, `typ`, `iss`, `aud` and times passed.
+pub(crate) struct Checked {
+    pub(crate) claims: Map<String, Value>,
+    pub(crate) issued_at: OffsetDateTime,
+    pub(crate) expires_at: Option<OffsetDateTime>,
+    /// When the token stops being acceptable anyway: how long its `jti` is remembered.
+    pub(crate) until: OffsetDateTime,
+}
+
+impl Policy {
+    pub(crate) fn new(
+        issuer: String,
+        audience: String,
+        jwks: Jwks,
+        replay: Arc<dyn ReplayGuard>,
+        algorithms: Vec<Algorithm>,
+        max_age: Duration,
+    ) -> Self {
+        Self {
+            issuer,
+            audience,
+            jwks,
+            replay,
+            algorithms,
+            skew: Duration::from_secs(60),
+            max_age,
+        }
+    }
+
+    pub(crate) fn set_algorithms(
+        &mut self,
+        algorithms: &[Algorithm],
+    ) -> Result<(), crate::ConfigError> {
+        check_allowlist(algorithms)?;
+        self.algorithms = algorithms.to_vec();
+        Ok(())
+    }
+
+    /// The `Debug` of a validator holding this policy (no secrets in it).
+    pub(crate) fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("jwks", &self.jwks)
+            .field("algorithms", &self.algorithms)
+            .field("clock_skew", &self.skew)
+            .field("max_age", &self.max_age)
+            .finish_non_exhaustive()
+    }
+
+    /// Signature (allowlist, key), `typ` (`expected`; required or only checked when
+    /// present), `iss`, `aud`, `iat`/`exp`.
+    pub(crate) async fn check(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+        expected_typ: &str,
+        typ_required: bool,
+    ) -> Result<Checked, TokenError> {
+        let verified = verify(token.trim(), &self.algorithms, &self.jwks).await?;
+        match &verified.typ {
+            Some(typ) if typ_is(typ, expected_typ) => {}
+            None if !typ_required => {}
+            _ => return Err(TokenError::WrongType),
+        }
+        let claims = verified.claims;
+        check_issuer(&claims, &self.issuer)?;
+        check_audience(&claims, &self.audience)?;
+        let (issued_at, expires_at, until) =
+            check_times(&claims, now, to_time(self.skew), to_time(self.max_age))?;
+        Ok(Checked {
+            claims,
+            issued_at,
+            expires_at,
+            until,
+        })
+    }
+
+    /// Records `jti` (namespaced by `kind` and the issuer); a second use is
+    /// [`TokenError::Replayed`].
+    pub(crate) async fn first_use(
+        &self,
+        kind: &str,
+        jti: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), TokenError> {
+        let key = format!("{kind}:{}:{jti}", self.issuer);
+        if self.replay.first_use(&key, until).await? {
+            Ok(())
+        } else {
+            Err(TokenError::Replayed)
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::ConfigError;
 use crate::jwks::Jwks;
 use crate::replay::ReplayGuard;
-use crate::token::{self, TokenError};
+use crate::token::{self, Policy, TokenError};
 
 /// The member of a logout token's `events` claim that makes it one.
 pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -51,25 +51,12 @@ pub struct LogoutToken {
 /// and clones share the key cache). See the [module docs](super) for an example.
 #[derive(Clone)]
 pub struct LogoutTokenValidator {
-    issuer: String,
-    audience: String,
-    jwks: Jwks,
-    replay: Arc<dyn ReplayGuard>,
-    algorithms: Vec<Algorithm>,
-    skew: Duration,
-    max_age: Duration,
+    policy: Policy,
 }
 
 impl fmt::Debug for LogoutTokenValidator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LogoutTokenValidator")
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("jwks", &self.jwks)
-            .field("algorithms", &self.algorithms)
-            .field("clock_skew", &self.skew)
-            .field("max_age", &self.max_age)
-            .finish_non_exhaustive()
+        self.policy.debug("LogoutTokenValidator", f)
     }
 }
 
@@ -84,27 +71,28 @@ impl LogoutTokenValidator {
         jwks: Jwks,
         replay: impl ReplayGuard + 'static,
     ) -> Self {
+        let algorithms = vec![
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::PS256,
+            Algorithm::EdDSA,
+        ];
         Self {
-            issuer: issuer.into(),
-            audience: client_id.into(),
-            jwks,
-            replay: Arc::new(replay),
-            algorithms: vec![
-                Algorithm::RS256,
-                Algorithm::ES256,
-                Algorithm::PS256,
-                Algorithm::EdDSA,
-            ],
-            skew: Duration::from_secs(60),
-            max_age: Duration::from_secs(300),
+            policy: Policy::new(
+                issuer.into(),
+                client_id.into(),
+                jwks,
+                Arc::new(replay),
+                algorithms,
+                Duration::from_secs(300),
+            ),
         }
     }
 
     /// The signature algorithms accepted (default RS256, ES256, PS256, EdDSA). An empty
     /// list, or one with an HMAC algorithm, is refused.
     pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Result<Self, ConfigError> {
-        token::check_allowlist(algorithms)?;
-        self.algorithms = algorithms.to_vec();
+        self.policy.set_algorithms(algorithms)?;
         Ok(self)
     }
 
@@ -112,7 +100,7 @@ impl LogoutTokenValidator {
     /// in the future, `exp` that much in the past.
     #[must_use]
     pub fn with_clock_skew(mut self, skew: Duration) -> Self {
-        self.skew = skew;
+        self.policy.skew = skew;
         self
     }
 
@@ -121,14 +109,14 @@ impl LogoutTokenValidator {
     /// is remembered.
     #[must_use]
     pub fn with_max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
+        self.policy.max_age = max_age;
         self
     }
 
     /// The configured issuer.
     #[must_use]
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        &self.policy.issuer
     }
 
     /// Checks `token` as OpenID Connect Back-Channel Logout 1.0 section 2.6 requires, at
@@ -141,21 +129,8 @@ impl LogoutTokenValidator {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<LogoutToken, TokenError> {
-        let verified = token::verify(token.trim(), &self.algorithms, &self.jwks).await?;
-        if let Some(typ) = &verified.typ
-            && !token::typ_is(typ, "logout+jwt")
-        {
-            return Err(TokenError::WrongType);
-        }
-        let claims = &verified.claims;
-        token::check_issuer(claims, &self.issuer)?;
-        token::check_audience(claims, &self.audience)?;
-        let (issued_at, expires_at, until) = token::check_times(
-            claims,
-            now,
-            token::to_time(self.skew),
-            token::to_time(self.max_age),
-        )?;
+        let checked = self.policy.check(token, now, "logout+jwt", false).await?;
+        let claims = &checked.claims;
         match claims.get("events") {
             Some(Value::Object(events)) => match events.get(BACKCHANNEL_LOGOUT_EVENT) {
                 Some(Value::Object(_)) => {}
@@ -172,17 +147,16 @@ impl LogoutTokenValidator {
             return Err(TokenError::NoSubjectOrSid);
         }
         let jti = token::required_str(claims, "jti")?;
-        let key = format!("oidc-logout:{}:{jti}", self.issuer);
-        if !self.replay.first_use(&key, until).await? {
-            return Err(TokenError::Replayed);
-        }
+        self.policy
+            .first_use("oidc-logout", jti, checked.until)
+            .await?;
         Ok(LogoutToken {
-            issuer: self.issuer.clone(),
+            issuer: self.policy.issuer.clone(),
             subject: subject.map(str::to_owned),
             session_id: session_id.map(str::to_owned),
             jti: jti.to_owned(),
-            issued_at,
-            expires_at,
+            issued_at: checked.issued_at,
+            expires_at: checked.expires_at,
         })
     }
 }

@@ -13,7 +13,7 @@ use super::{SESSION_REVOKED_EVENT, SessionRevoked, Subject};
 use crate::ConfigError;
 use crate::jwks::Jwks;
 use crate::replay::ReplayGuard;
-use crate::token::{self, TokenError};
+use crate::token::{self, Policy, TokenError};
 
 /// The event a valid SET carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,25 +52,12 @@ pub struct ReceivedEvent {
 /// See the [module docs](super) for an example.
 #[derive(Clone)]
 pub struct SetValidator {
-    issuer: String,
-    audience: String,
-    jwks: Jwks,
-    replay: Arc<dyn ReplayGuard>,
-    algorithms: Vec<Algorithm>,
-    skew: Duration,
-    max_age: Duration,
+    policy: Policy,
 }
 
 impl fmt::Debug for SetValidator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SetValidator")
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("jwks", &self.jwks)
-            .field("algorithms", &self.algorithms)
-            .field("clock_skew", &self.skew)
-            .field("max_age", &self.max_age)
-            .finish_non_exhaustive()
+        self.policy.debug("SetValidator", f)
     }
 }
 
@@ -85,34 +72,35 @@ impl SetValidator {
         jwks: Jwks,
         replay: impl ReplayGuard + 'static,
     ) -> Self {
+        let algorithms = vec![
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+            Algorithm::RS256,
+            Algorithm::PS256,
+        ];
         Self {
-            issuer: issuer.into(),
-            audience: audience.into(),
-            jwks,
-            replay: Arc::new(replay),
-            algorithms: vec![
-                Algorithm::ES256,
-                Algorithm::EdDSA,
-                Algorithm::RS256,
-                Algorithm::PS256,
-            ],
-            skew: Duration::from_secs(60),
-            max_age: Duration::from_secs(3600),
+            policy: Policy::new(
+                issuer.into(),
+                audience.into(),
+                jwks,
+                Arc::new(replay),
+                algorithms,
+                Duration::from_secs(3600),
+            ),
         }
     }
 
     /// The signature algorithms accepted (default ES256, EdDSA, RS256, PS256). An empty
     /// list, or one with an HMAC algorithm, is refused.
     pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Result<Self, ConfigError> {
-        token::check_allowlist(algorithms)?;
-        self.algorithms = algorithms.to_vec();
+        self.policy.set_algorithms(algorithms)?;
         Ok(self)
     }
 
     /// How far the transmitter's clock may be off ours (default 60 s).
     #[must_use]
     pub fn with_clock_skew(mut self, skew: Duration) -> Self {
-        self.skew = skew;
+        self.policy.skew = skew;
         self
     }
 
@@ -120,7 +108,7 @@ impl SetValidator {
     /// how long a `jti` is remembered.
     #[must_use]
     pub fn with_max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
+        self.policy.max_age = max_age;
         self
     }
 
@@ -134,20 +122,8 @@ impl SetValidator {
         set: &str,
         now: OffsetDateTime,
     ) -> Result<ReceivedEvent, TokenError> {
-        let verified = token::verify(set.trim(), &self.algorithms, &self.jwks).await?;
-        match &verified.typ {
-            Some(typ) if token::typ_is(typ, "secevent+jwt") => {}
-            _ => return Err(TokenError::WrongType),
-        }
-        let claims = &verified.claims;
-        token::check_issuer(claims, &self.issuer)?;
-        token::check_audience(claims, &self.audience)?;
-        let (issued_at, _, until) = token::check_times(
-            claims,
-            now,
-            token::to_time(self.skew),
-            token::to_time(self.max_age),
-        )?;
+        let checked = self.policy.check(set, now, "secevent+jwt", true).await?;
+        let (claims, issued_at) = (&checked.claims, checked.issued_at);
         let jti = token::required_str(claims, "jti")?;
         let events = match claims.get("events") {
             Some(Value::Object(events)) if !events.is_empty() => events,
@@ -166,7 +142,7 @@ impl SetValidator {
             .ok_or(TokenError::MissingSubject)?;
         let subject = Subject::from_json(subject).ok_or(TokenError::MissingSubject)?;
         if let Some(sub) = token::optional_str(claims, "sub")? {
-            let agrees = matches!(&subject, Subject::IssSub { iss, sub: s } if s == sub && *iss == self.issuer);
+            let agrees = matches!(&subject, Subject::IssSub { iss, sub: s } if s == sub && *iss == self.policy.issuer);
             if !agrees {
                 return Err(TokenError::SubjectConflict);
             }
@@ -179,12 +155,11 @@ impl SetValidator {
                 payload: payload.clone(),
             }
         };
-        let key = format!("caep-set:{}:{jti}", self.issuer);
-        if !self.replay.first_use(&key, until).await? {
-            return Err(TokenError::Replayed);
-        }
+        self.policy
+            .first_use("caep-set", jti, checked.until)
+            .await?;
         Ok(ReceivedEvent {
-            issuer: self.issuer.clone(),
+            issuer: self.policy.issuer.clone(),
             jti: jti.to_owned(),
             issued_at,
             subject,
