@@ -47,7 +47,7 @@ use criterion::{BatchSize, BenchmarkId, Criterion};
 use session_core::store::PushMessage;
 use session_core::token::TOKEN_LEN;
 use session_core::{
-    ClientInfo, Denial, KeySet, MemoryStore, Principal, Session, SessionConfig, SessionManager,
+    ClientInfo, KeySet, MemoryStore, Principal, Refusal, Session, SessionConfig, SessionManager,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tokio::runtime::Runtime;
@@ -175,7 +175,7 @@ fn allocation_report(fx: &Fixture) {
         "forged token (validate, polled once)",
         allocs_per_call(|| {
             let denial = poll_once(fx.manager.validate(black_box(&fx.forged)));
-            assert!(matches!(denial, Err(Denial::Invalid)));
+            assert!(matches!(denial, Err(Refusal::Invalid)));
         }),
     );
     // quick_cache: none at all. moka: its housekeeping's, at most one per run (every 64
@@ -247,7 +247,7 @@ fn bench_token(c: &mut Criterion, fx: &Fixture) {
 
 fn main() {
     let fx = Fixture::new();
-    // `judge` spawns a background touch (at most once a minute per session) with
+    // `decide` spawns a background touch (at most once a minute per session) with
     // `tokio::spawn`, which needs a runtime context even on the sync path.
     let _rt = fx.rt.enter();
 

@@ -23,14 +23,14 @@ pub enum SessionRejection {
     /// The middleware refused the session.
     Refused(Box<Rejection>),
     /// No session middleware ran for this route.
-    NoMiddleware,
+    MiddlewareMissing,
 }
 
 impl std::fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Refused(r) => write!(f, "session refused: {}", r.code().as_str()),
-            Self::NoMiddleware => f.write_str(MIDDLEWARE_MISSING),
+            Self::MiddlewareMissing => f.write_str(MIDDLEWARE_MISSING),
         }
     }
 }
@@ -41,14 +41,14 @@ impl ResponseError for SessionRejection {
             Self::Refused(r) => {
                 StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::UNAUTHORIZED)
             }
-            Self::NoMiddleware => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::MiddlewareMissing => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
             Self::Refused(r) => rejection_response(r),
-            Self::NoMiddleware => HttpResponse::InternalServerError().body(MIDDLEWARE_MISSING),
+            Self::MiddlewareMissing => HttpResponse::InternalServerError().body(MIDDLEWARE_MISSING),
         }
     }
 }
@@ -66,7 +66,7 @@ impl FromRequest for ValidSession {
             .map(Self)
             .map_err(|refused| match refused {
                 Some(rejection) => SessionRejection::Refused(rejection),
-                None => SessionRejection::NoMiddleware,
+                None => SessionRejection::MiddlewareMissing,
             }),
         )
     }

@@ -1,5 +1,5 @@
 //! Errors: configuration mistakes and store failures. A revoked or unknown session is not an
-//! error but a [`Denial`](crate::Denial).
+//! error but a [`Refusal`](crate::Refusal).
 
 use crate::model::SessionId;
 

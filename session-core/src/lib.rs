@@ -10,7 +10,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use session_core::{
-//!     Actor, ClientInfo, Denial, KeySet, MemoryStore, Principal, RevocationReason,
+//!     Actor, ClientInfo, Refusal, KeySet, MemoryStore, Principal, RevocationReason,
 //!     SessionConfig, SessionManager,
 //! };
 //!
@@ -28,7 +28,7 @@
 //! manager
 //!     .revoke(issued.session.id(), RevocationReason::SignedOut, Actor::User)
 //!     .await?;
-//! assert!(matches!(manager.validate(token).await, Err(Denial::Revoked)));
+//! assert!(matches!(manager.validate(token).await, Err(Refusal::Revoked)));
 //! # Ok(())
 //! # }
 //! ```
@@ -37,7 +37,7 @@
 //!
 //! - Tokens carry a 256-bit secret and a MAC under the deployment's keys; a forged token is
 //!   refused before any cache or store lookup. The store keeps only a hash of the secret.
-//! - A store that cannot answer yields a 503 ([`Denial::Unavailable`]), never a 401: an
+//! - A store that cannot answer yields a 503 ([`Refusal::Unavailable`]), never a 401: an
 //!   outage signs no one out.
 //! - No token is ever written to a log: [`SessionToken`]'s `Debug` is redacted.
 
@@ -54,6 +54,7 @@ pub mod model;
 pub mod push;
 pub mod rejection;
 pub mod reply;
+mod session;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -68,7 +69,7 @@ pub use gate::{
     extract_session, local_redirect,
 };
 pub use http;
-pub use manager::{ClientInfo, Denial, Issued, LoginEpoch, Session, SessionManager};
+pub use manager::SessionManager;
 pub use model::{
     Actor, AgentId, IdpLink, Principal, RevocationReason, SessionId, SessionKind, SessionRecord,
     UserId,
@@ -76,5 +77,6 @@ pub use model::{
 pub use rejection::{Rejection, RejectionCode};
 pub use reply::Reply;
 pub use reply::codes;
+pub use session::{ClientInfo, Issued, LoginEpoch, Refusal, Session};
 pub use store::{MemoryStore, RevokeScope, SessionFilter, SessionStore};
 pub use token::{KeySet, SessionToken};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
-use crate::cache::{Cached, Live, SessionCache};
+use crate::cache::{Cached, CachedSession, SessionCache};
 use crate::clock::{Clock, SystemClock};
 use crate::config::SessionConfig;
 use crate::error::{ConfigError, SessionError};
@@ -17,142 +17,16 @@ use crate::model::{
     UserId,
 };
 use crate::push::PushCodec;
+use crate::session::{ClientInfo, Issued, LoginEpoch, Refusal, Session};
 use crate::store::{
     Change, Created, Matched, NewSession, Purged, PushMessage, RevokeMany, RevokeScope,
     RevokedSession, SessionFilter, SessionStore,
 };
-use crate::token::{IssuedToken, KeySet, SessionToken, VerifiedToken};
+use crate::token::{IssuedToken, KeySet, VerifiedToken};
 
 /// Beyond this many sessions revoked at once, the push asks every node to drop its cache
 /// instead of listing them (a few messages instead of hundreds).
 const MAX_LISTED_REVOCATIONS: usize = 2_000;
-
-/// A valid session, handed to request handlers. Cheap to clone (one `Arc`).
-#[derive(Clone)]
-pub struct Session(Arc<Live>);
-
-impl Session {
-    /// The session's id.
-    #[must_use]
-    pub fn id(&self) -> SessionId {
-        self.0.id
-    }
-
-    /// Who it authenticates.
-    #[must_use]
-    pub fn principal(&self) -> &Principal {
-        &self.0.principal
-    }
-
-    /// The user (for an agent, the user it acts for).
-    #[must_use]
-    pub fn user_id(&self) -> &UserId {
-        self.0.principal.user_id()
-    }
-
-    /// User or agent.
-    #[must_use]
-    pub fn kind(&self) -> SessionKind {
-        self.0.principal.kind()
-    }
-
-    /// When the session ends at the latest, whatever its activity.
-    #[must_use]
-    pub fn expires_at(&self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0.expires_at_nanos))
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-    }
-
-    /// The latest activity this node has seen (whole seconds).
-    #[must_use]
-    pub fn last_active_at(&self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(self.0.last_seen())
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-    }
-}
-
-impl fmt::Debug for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("id", &self.id())
-            .field("principal", self.principal())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why a request's session was not accepted. All but `Unavailable` are answers (401); a
-/// store that cannot answer is a 503 and signs no one out.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Denial {
-    /// No token came with the request.
-    Missing,
-    /// Malformed, forged or unknown.
-    Invalid,
-    /// Past its lifetime or idle timeout.
-    Expired,
-    /// Revoked.
-    Revoked,
-    /// The store could not answer.
-    Unavailable(Arc<crate::StoreError>),
-}
-
-/// The client details a new session records.
-#[derive(Clone, Debug, Default)]
-pub struct ClientInfo {
-    /// The request's `User-Agent`.
-    pub user_agent: Option<String>,
-    /// The client's IP address.
-    pub ip: Option<String>,
-}
-
-impl ClientInfo {
-    /// The longest `User-Agent` recorded, in bytes; a longer one is cut (at a character
-    /// boundary). Real browsers send about 150; this bounds what a client can make the
-    /// store keep per session.
-    pub const MAX_USER_AGENT_LEN: usize = 512;
-
-    /// From the request's raw `User-Agent` (kept only when it is UTF-8, and cut to
-    /// [`ClientInfo::MAX_USER_AGENT_LEN`] bytes) and the peer's IP.
-    ///
-    /// ```
-    /// use session_core::ClientInfo;
-    ///
-    /// let long = "x".repeat(2000);
-    /// let info = ClientInfo::from_request(Some(long.as_bytes()), None);
-    /// assert_eq!(info.user_agent.unwrap().len(), ClientInfo::MAX_USER_AGENT_LEN);
-    /// assert_eq!(ClientInfo::from_request(Some(b"\xff"), None).user_agent, None);
-    /// ```
-    #[must_use]
-    pub fn from_request(user_agent: Option<&[u8]>, ip: Option<std::net::IpAddr>) -> Self {
-        let user_agent = user_agent
-            .and_then(|ua| std::str::from_utf8(ua).ok())
-            .map(|ua| {
-                let mut end = ua.len().min(Self::MAX_USER_AGENT_LEN);
-                while !ua.is_char_boundary(end) {
-                    end -= 1;
-                }
-                ua[..end].to_owned()
-            });
-        Self {
-            user_agent,
-            ip: ip.map(|ip| ip.to_string()),
-        }
-    }
-}
-
-/// A user's revocation epoch as read at the start of a login; see [`SessionManager::issue`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LoginEpoch(u64);
-
-/// A session just issued: its record and its token (shown once).
-#[derive(Debug)]
-pub struct Issued {
-    /// The new session.
-    pub session: Session,
-    /// Its token, for the cookie or the agent.
-    pub token: SessionToken,
-}
 
 /// Issues, validates and revokes sessions over a [`SessionStore`], with a cache in front.
 ///
@@ -457,8 +331,8 @@ impl SessionManager {
     ///
     /// # Errors
     ///
-    /// The [`Denial`] to answer with.
-    pub async fn validate(&self, token: &[u8]) -> Result<Session, Denial> {
+    /// The [`Refusal`] to answer with.
+    pub async fn validate(&self, token: &[u8]) -> Result<Session, Refusal> {
         let verified = self.verify(token)?;
         match self.validate_cached(&verified) {
             Some(answer) => answer,
@@ -470,19 +344,19 @@ impl SessionManager {
     ///
     /// # Errors
     ///
-    /// [`Denial::Invalid`] for anything this deployment did not issue.
-    pub fn verify(&self, token: &[u8]) -> Result<VerifiedToken, Denial> {
-        self.inner.keys.verify(token).map_err(|_| Denial::Invalid)
+    /// [`Refusal::Invalid`] for anything this deployment did not issue.
+    pub fn verify(&self, token: &[u8]) -> Result<VerifiedToken, Refusal> {
+        self.inner.keys.verify(token).map_err(|_| Refusal::Invalid)
     }
 
     /// The answer from this node's cache alone, if it has one: synchronous, and allocation
     /// free on a hit. `None` means the store must be asked ([`Self::validate_loaded`]).
-    pub fn validate_cached(&self, token: &VerifiedToken) -> Option<Result<Session, Denial>> {
+    pub fn validate_cached(&self, token: &VerifiedToken) -> Option<Result<Session, Refusal>> {
         let now = self.inner.clock.unix_nanos();
         self.inner
             .cache
             .get(token.id, now)
-            .map(|cached| self.judge(token, cached, now))
+            .map(|cached| self.decide(token, cached, now))
     }
 
     /// The answer after loading the session from the store (shared with concurrent loads
@@ -490,8 +364,8 @@ impl SessionManager {
     ///
     /// # Errors
     ///
-    /// The [`Denial`] to answer with; [`Denial::Unavailable`] when the store fails.
-    pub async fn validate_loaded(&self, token: &VerifiedToken) -> Result<Session, Denial> {
+    /// The [`Refusal`] to answer with; [`Refusal::Unavailable`] when the store fails.
+    pub async fn validate_loaded(&self, token: &VerifiedToken) -> Result<Session, Refusal> {
         let cached = self
             .inner
             .cache
@@ -499,23 +373,23 @@ impl SessionManager {
                 self.keep_revoked(rec.expires_at)
             })
             .await
-            .map_err(Denial::Unavailable)?;
-        self.judge(token, cached, self.inner.clock.unix_nanos())
+            .map_err(Refusal::Unavailable)?;
+        self.decide(token, cached, self.inner.clock.unix_nanos())
     }
 
-    fn judge(
+    fn decide(
         &self,
         token: &VerifiedToken,
         cached: Cached,
         now_nanos: i64,
-    ) -> Result<Session, Denial> {
+    ) -> Result<Session, Refusal> {
         let live = match cached {
-            Cached::Live(live) => live,
-            Cached::Revoked { .. } => return Err(Denial::Revoked),
-            Cached::Unknown { .. } => return Err(Denial::Invalid),
+            Cached::Valid(live) => live,
+            Cached::Revoked { .. } => return Err(Refusal::Revoked),
+            Cached::Unknown { .. } => return Err(Refusal::Invalid),
         };
         if !live.proven_by(token) {
-            return Err(Denial::Invalid);
+            return Err(Refusal::Invalid);
         }
         let now_s = now_nanos.div_euclid(1_000_000_000);
         let idle = i64::try_from(self.inner.config.idle_timeout().as_secs()).unwrap_or(i64::MAX);
@@ -524,10 +398,10 @@ impl SessionManager {
             if live.first_expiry_report() {
                 self.report_expired(live.id);
             }
-            return Err(Denial::Expired);
+            return Err(Refusal::Expired);
         }
         if now_s > last {
-            live.saw(now_s);
+            live.record_activity(now_s);
         }
         self.maybe_touch(&live, now_nanos, now_s);
         Ok(Session(live))
@@ -552,7 +426,7 @@ impl SessionManager {
         });
     }
 
-    fn maybe_touch(&self, live: &Arc<Live>, now_nanos: i64, now_s: i64) {
+    fn maybe_touch(&self, live: &Arc<CachedSession>, now_nanos: i64, now_s: i64) {
         let interval = i64::try_from(self.inner.config.effective_touch_interval().as_secs())
             .unwrap_or(i64::MAX);
         let written = live.last_written();

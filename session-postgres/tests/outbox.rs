@@ -11,7 +11,7 @@ use session_core::events::{EventId, EventQuery, EventType, SessionEvent};
 use session_core::store::{Change, RevokeMany, RevokeScope, SessionFilter};
 use session_core::testing::suite::{fresh_user, now_ms, user_session};
 use session_core::{
-    Actor, ClientInfo, Denial, KeySet, Principal, RevocationReason, SessionConfig, SessionError,
+    Actor, ClientInfo, KeySet, Principal, Refusal, RevocationReason, SessionConfig, SessionError,
     SessionManager, SessionStore, StoreError,
 };
 use session_postgres::PostgresStore;
@@ -337,7 +337,10 @@ async fn no_change_without_its_event() {
         SessionConfig::default(),
     )
     .unwrap();
-    assert!(matches!(third.validate(&token).await, Err(Denial::Revoked)));
+    assert!(matches!(
+        third.validate(&token).await,
+        Err(Refusal::Revoked)
+    ));
     assert_eq!(read(&store, None).await.len(), events_before + 2);
     pool.close().await;
     common::drop_schema(&url, &schema).await;

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use session_core::{
-    Actor, ClientInfo, Denial, KeySet, Principal, RevocationReason, SessionConfig, SessionManager,
+    Actor, ClientInfo, KeySet, Principal, Refusal, RevocationReason, SessionConfig, SessionManager,
     SessionStore,
 };
 use session_postgres::PostgresStore;
@@ -277,7 +277,7 @@ async fn sessions_revocations_and_push_through_pgbouncer() {
     let started = Instant::now();
     loop {
         match node_b.validate(&tokens[0].1).await {
-            Err(Denial::Revoked) => break,
+            Err(Refusal::Revoked) => break,
             Ok(_) if started.elapsed() < Duration::from_secs(10) => {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -304,7 +304,7 @@ async fn sessions_revocations_and_push_through_pgbouncer() {
     for (_, token) in &tokens[1..] {
         loop {
             match node_a.validate(token).await {
-                Err(Denial::Revoked) => break,
+                Err(Refusal::Revoked) => break,
                 Ok(_) if started.elapsed() < Duration::from_secs(10) => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{drain, next, wait_payload, wait_reconnected};
 use session_core::store::PushMessage;
 use session_core::{
-    Actor, ClientInfo, Denial, KeySet, Principal, RevocationReason, SessionConfig, SessionManager,
+    Actor, ClientInfo, KeySet, Principal, Refusal, RevocationReason, SessionConfig, SessionManager,
     SessionStore,
 };
 use sqlx::PgPool;
@@ -143,7 +143,7 @@ async fn revocation_on_one_node_reaches_the_other_nodes_cache() {
     let started = Instant::now();
     loop {
         match node_b.validate(&token).await {
-            Err(Denial::Revoked) => break,
+            Err(Refusal::Revoked) => break,
             Ok(_) if started.elapsed() < DEADLINE => {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }

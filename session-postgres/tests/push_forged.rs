@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use session_core::store::PushMessage;
 use session_core::testing::FaultyStore;
 use session_core::{
-    Actor, ClientInfo, Denial, KeySet, Principal, RevocationReason, SessionConfig, SessionManager,
+    Actor, ClientInfo, KeySet, Principal, Refusal, RevocationReason, SessionConfig, SessionManager,
     SessionStore,
 };
 use sqlx::PgPool;
@@ -25,7 +25,7 @@ async fn until_revoked(node: &SessionManager, token: &[u8]) {
     let started = Instant::now();
     loop {
         match node.validate(token).await {
-            Err(Denial::Revoked) => return,
+            Err(Refusal::Revoked) => return,
             Ok(_) if started.elapsed() < DEADLINE => {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }

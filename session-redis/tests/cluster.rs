@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use session_core::{
-    Actor, ClientInfo, Denial, KeySet, Principal, RevocationReason, SessionConfig, SessionError,
+    Actor, ClientInfo, KeySet, Principal, Refusal, RevocationReason, SessionConfig, SessionError,
     SessionId, SessionManager, SessionStore, UserId,
 };
 use session_redis::{RedisStore, RedisStoreBuilder};
@@ -223,8 +223,8 @@ async fn a_master_failover_mid_test() {
                     let started = Instant::now();
                     let outcome = match node.validate(t.token.as_bytes()).await {
                         Ok(_) => Outcome::Valid,
-                        Err(Denial::Unavailable(_)) => Outcome::Unavailable,
-                        Err(Denial::Revoked) => Outcome::Refused,
+                        Err(Refusal::Unavailable(_)) => Outcome::Unavailable,
+                        Err(Refusal::Revoked) => Outcome::Refused,
                         Err(other) => panic!("session {i}: {other:?}: a 401 that is not revoked"),
                     };
                     seen.lock().unwrap().push((i, started, outcome));
@@ -313,7 +313,7 @@ async fn a_master_failover_mid_test() {
         for node in [&a, &b] {
             let answer = node.validate(t.token.as_bytes()).await;
             if revoked_at.contains_key(&i) {
-                assert!(matches!(answer, Err(Denial::Revoked)), "{i}: {answer:?}");
+                assert!(matches!(answer, Err(Refusal::Revoked)), "{i}: {answer:?}");
             } else {
                 assert!(answer.is_ok(), "{i}: {answer:?}");
             }
@@ -333,7 +333,7 @@ async fn a_master_failover_mid_test() {
     let start = Instant::now();
     loop {
         match b.validate(&token).await {
-            Err(Denial::Revoked) => break,
+            Err(Refusal::Revoked) => break,
             Ok(_) if start.elapsed() < Duration::from_secs(2) => {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use session_core::store::PushMessage;
 use session_core::testing::FaultyStore;
 use session_core::{
-    Actor, ClientInfo, Denial, KeySet, Principal, RevocationReason, SessionConfig, SessionManager,
+    Actor, ClientInfo, KeySet, Principal, Refusal, RevocationReason, SessionConfig, SessionManager,
     SessionStore,
 };
 
@@ -106,11 +106,14 @@ async fn a_revocation_on_one_node_is_refused_on_the_other_within_the_deadline() 
         )
         .await
         .unwrap();
-    assert!(matches!(node_a.validate(token).await, Err(Denial::Revoked)));
+    assert!(matches!(
+        node_a.validate(token).await,
+        Err(Refusal::Revoked)
+    ));
     let start = Instant::now();
     loop {
         match node_b.validate(token).await {
-            Err(Denial::Revoked) => break,
+            Err(Refusal::Revoked) => break,
             Ok(_) if start.elapsed() < DEADLINE => {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -230,7 +233,7 @@ async fn forged_messages_reach_the_manager_and_are_ignored() {
     let start = Instant::now();
     loop {
         match b.validate(doomed_token).await {
-            Err(Denial::Revoked) => break,
+            Err(Refusal::Revoked) => break,
             Ok(_) if start.elapsed() < DEADLINE => {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }

@@ -20,7 +20,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use session_core::{
-//!     Actor, ClientInfo, Denial, KeySet, Principal, RevocationReason, SessionConfig,
+//!     Actor, ClientInfo, Refusal, KeySet, Principal, RevocationReason, SessionConfig,
 //!     SessionManager,
 //! };
 //! use session_sqlite::SqliteStore;
@@ -40,7 +40,7 @@
 //! manager
 //!     .revoke(issued.session.id(), RevocationReason::SignedOut, Actor::User)
 //!     .await?;
-//! assert!(matches!(manager.validate(token).await, Err(Denial::Revoked)));
+//! assert!(matches!(manager.validate(token).await, Err(Refusal::Revoked)));
 //! # Ok(())
 //! # }
 //! ```

@@ -25,14 +25,14 @@ pub enum SessionRejection {
     /// The layer refused the session.
     Refused(Box<Rejection>),
     /// No session layer ran for this route.
-    NoLayer,
+    MiddlewareMissing,
 }
 
 impl std::fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Refused(r) => write!(f, "session refused: {}", r.code().as_str()),
-            Self::NoLayer => f.write_str(MIDDLEWARE_MISSING),
+            Self::MiddlewareMissing => f.write_str(MIDDLEWARE_MISSING),
         }
     }
 }
@@ -43,7 +43,7 @@ impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         match self {
             Self::Refused(rejection) => rejection_response::<axum::body::Body>(&rejection),
-            Self::NoLayer => {
+            Self::MiddlewareMissing => {
                 (StatusCode::INTERNAL_SERVER_ERROR, MIDDLEWARE_MISSING).into_response()
             }
         }
@@ -61,7 +61,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ValidSession {
         .map(Self)
         .map_err(|refused| match refused {
             Some(rejection) => SessionRejection::Refused(rejection),
-            None => SessionRejection::NoLayer,
+            None => SessionRejection::MiddlewareMissing,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! What the cache keeps per session id: a compact [`Live`] entry, or a tombstone.
+//! What the cache keeps per session id: a compact [`CachedSession`] entry, or a tombstone.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -22,7 +22,7 @@ fn from_activity(s: u32) -> i64 {
 
 /// A live session as this node knows it: what the request path needs, nothing more.
 #[derive(Debug)]
-pub(crate) struct Live {
+pub(crate) struct CachedSession {
     pub(crate) id: SessionId,
     pub(crate) principal: Principal,
     /// How the token is recognised: by default the MAC of the token whose secret matched
@@ -44,7 +44,7 @@ pub(crate) struct Live {
     last_written: AtomicU32,
 }
 
-impl Live {
+impl CachedSession {
     /// The cached form of `record`, which `tag` (if any) is known to prove.
     pub(super) fn new(record: SessionRecord, tag: Option<[u8; 32]>, fresh_until: i64) -> Self {
         let last = to_activity(record.last_active_at.unix_timestamp());
@@ -89,7 +89,7 @@ impl Live {
     }
 
     /// Records a request at `unix_s`.
-    pub(crate) fn saw(&self, unix_s: i64) {
+    pub(crate) fn record_activity(&self, unix_s: i64) {
         self.last_seen
             .fetch_max(to_activity(unix_s), Ordering::Relaxed);
     }
@@ -130,7 +130,7 @@ pub(super) fn duration_nanos(d: Duration) -> i64 {
 #[derive(Clone, Debug)]
 pub(crate) enum Cached {
     /// Valid when loaded (expiry is checked on every use).
-    Live(Arc<Live>),
+    Valid(Arc<CachedSession>),
     /// Revoked: terminal, kept until then (Unix nanoseconds).
     Revoked { until: i64 },
     /// Not in the store (purged, or never stored); trusted until then.
@@ -149,9 +149,9 @@ mod tests {
     #[test]
     fn an_entry_fits_in_160_bytes() {
         assert!(
-            size_of::<Live>() + 16 + 8 <= 160,
-            "Live is {} bytes",
-            size_of::<Live>()
+            size_of::<CachedSession>() + 16 + 8 <= 160,
+            "CachedSession is {} bytes",
+            size_of::<CachedSession>()
         );
     }
 

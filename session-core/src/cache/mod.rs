@@ -7,7 +7,7 @@
 //!   housekeeping on the reading thread, under a try-lock: never waiting for another
 //!   thread's).
 //! - Entries are compact: the id, the principal, a 32-byte proof of the token, and a few
-//!   integers, in one 160-byte allocation ([`Live`]). The device details stay in the store,
+//!   integers, in one 160-byte allocation ([`CachedSession`]). The device details stay in the store,
 //!   which answers the listings.
 //! - Staleness bound: "valid" and "unknown" answers are trusted for the staleness bound by
 //!   the manager's clock, and not at all if that clock went back past their load. So a lost
@@ -103,7 +103,7 @@ macro_rules! on_every_table {
 mod entry;
 mod table;
 
-pub(crate) use entry::{Cached, Live};
+pub(crate) use entry::{Cached, CachedSession};
 use entry::{LoadResult, duration_nanos};
 use table::{DefaultTable, Table};
 
@@ -221,7 +221,7 @@ impl<T: Table> SessionCache<T> {
     pub(crate) fn get(&self, id: SessionId, now: i64) -> Option<Cached> {
         let hit = self.table.get(&id)?;
         let trusted = match &hit {
-            Cached::Live(live) => self.fresh(live.fresh_until, now),
+            Cached::Valid(live) => self.fresh(live.fresh_until, now),
             Cached::Unknown { until } => self.fresh(*until, now),
             Cached::Revoked { until } => now < *until,
         };
@@ -262,13 +262,13 @@ impl<T: Table> SessionCache<T> {
                     },
                     Some(rec) => {
                         let tag = token.matches(&rec.secret_hash).then(|| *token.tag());
-                        let live = Live::new(rec, tag, fresh_until);
+                        let live = CachedSession::new(rec, tag, fresh_until);
                         // A refresh of an entry gone stale keeps what this node saw of
                         // the session since the store last heard of it.
-                        if let Some(Cached::Live(old)) = self.table.peek(&id) {
+                        if let Some(Cached::Valid(old)) = self.table.peek(&id) {
                             live.inherit(&old);
                         }
-                        Cached::Live(Arc::new(live))
+                        Cached::Valid(Arc::new(live))
                     }
                 };
                 self.put_unless_overtaken(id, value.clone(), started);
@@ -321,10 +321,10 @@ impl<T: Table> SessionCache<T> {
         record: SessionRecord,
         tag: [u8; 32],
         started: u64,
-    ) -> Arc<Live> {
+    ) -> Arc<CachedSession> {
         let fresh_until = self.clock.unix_nanos().saturating_add(self.staleness);
-        let live = Arc::new(Live::new(record, Some(tag), fresh_until));
-        self.put_unless_overtaken(live.id, Cached::Live(live.clone()), started);
+        let live = Arc::new(CachedSession::new(record, Some(tag), fresh_until));
+        self.put_unless_overtaken(live.id, Cached::Valid(live.clone()), started);
         live
     }
 

@@ -184,7 +184,7 @@ mod tests {
     fn until(cached: Option<Cached>) -> Option<i64> {
         match cached? {
             Cached::Revoked { until } | Cached::Unknown { until } => Some(until),
-            Cached::Live(_) => None,
+            Cached::Valid(_) => None,
         }
     }
 
@@ -212,7 +212,7 @@ mod tests {
         assert_eq!(until(t.get(&id(3))), Some(40));
     }
 
-    /// A hit hands out the same `Live` (an `Arc` clone), not a copy.
+    /// A hit hands out the same `CachedSession` (an `Arc` clone), not a copy.
     fn shares_live_entries<T: Table>() {
         use crate::model::Principal;
         let t = T::with_capacity(10);
@@ -221,9 +221,13 @@ mod tests {
             crate::testing::suite::now_ms(),
             std::time::Duration::from_secs(60),
         );
-        let live = Arc::new(super::super::entry::Live::new(record, None, i64::MAX));
-        t.insert(live.id, Cached::Live(live.clone()));
-        let Some(Cached::Live(hit)) = t.get(&live.id) else {
+        let live = Arc::new(super::super::entry::CachedSession::new(
+            record,
+            None,
+            i64::MAX,
+        ));
+        t.insert(live.id, Cached::Valid(live.clone()));
+        let Some(Cached::Valid(hit)) = t.get(&live.id) else {
             panic!("no hit");
         };
         assert!(Arc::ptr_eq(&hit, &live));

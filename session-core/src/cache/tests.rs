@@ -111,7 +111,7 @@ fn neighbour(id: SessionId, same_stripe: bool, n: u8) -> SessionId {
 }
 
 fn is_live(cached: Option<Cached>) -> bool {
-    matches!(cached, Some(Cached::Live(_)))
+    matches!(cached, Some(Cached::Valid(_)))
 }
 
 fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
@@ -123,7 +123,7 @@ async fn a_load_is_trusted_for_the_staleness_bound<T: Table>() {
     let f = Fixture::<T>::new();
     let (_, token) = f.stored().await;
     assert!(f.cache.get(token.id, f.now()).is_none());
-    assert!(matches!(f.load(&token).await, Ok(Cached::Live(_))));
+    assert!(matches!(f.load(&token).await, Ok(Cached::Valid(_))));
     assert!(is_live(f.cache.get(token.id, f.now())));
     f.clock.advance(STALENESS - Duration::from_secs(1));
     assert!(is_live(f.cache.get(token.id, f.now())));
@@ -131,7 +131,7 @@ async fn a_load_is_trusted_for_the_staleness_bound<T: Table>() {
     assert!(f.cache.get(token.id, f.now()).is_none(), "stale");
     assert_eq!(f.loads(), 1);
     // A clock stepped back before the load does not extend the trust either.
-    assert!(matches!(f.load(&token).await, Ok(Cached::Live(_))));
+    assert!(matches!(f.load(&token).await, Ok(Cached::Valid(_))));
     f.clock.rewind(Duration::from_secs(1));
     assert!(f.cache.get(token.id, f.now()).is_none(), "clock went back");
     assert_eq!(f.loads(), 2);
@@ -162,8 +162,8 @@ async fn concurrent_misses_share_one_load<T: Table>() {
         f.store.set_hold_loads(false);
         f.store.release.notify_one();
     });
-    assert!(matches!(a, Ok(Cached::Live(_))));
-    assert!(matches!(b, Ok(Cached::Live(_))));
+    assert!(matches!(a, Ok(Cached::Valid(_))));
+    assert!(matches!(b, Ok(Cached::Valid(_))));
     assert_eq!(f.loads(), 1);
     assert_eq!(f.in_flight(), 0);
 }
@@ -179,7 +179,7 @@ async fn a_cancelled_load_leaves_nothing_behind<T: Table>() {
     assert_eq!(f.loads(), 1, "the load reached the store");
     assert_eq!(f.in_flight(), 0, "the dropped load left its cell behind");
     f.store.set_hanging(false);
-    assert!(matches!(f.load(&token).await, Ok(Cached::Live(_))));
+    assert!(matches!(f.load(&token).await, Ok(Cached::Valid(_))));
     assert_eq!(f.in_flight(), 0);
 }
 
@@ -222,7 +222,7 @@ async fn forgets_on_other_stripes_leave_a_load_cached<T: Table>() {
             }
         })
         .await;
-    assert!(matches!(loaded, Cached::Live(_)));
+    assert!(matches!(loaded, Cached::Valid(_)));
     assert!(
         is_live(f.cache.get(token.id, f.now())),
         "the load was not cached"
@@ -238,7 +238,7 @@ async fn a_forget_on_the_same_stripe_stops_a_load_from_being_cached<T: Table>() 
     let neighbour = neighbour(token.id, true, 0);
     let loaded = f.load_with_gap(&token, || f.cache.forget(neighbour)).await;
     assert!(
-        matches!(loaded, Cached::Live(_)),
+        matches!(loaded, Cached::Valid(_)),
         "answered from what it read"
     );
     assert!(f.cache.get(token.id, f.now()).is_none(), "but not cached");
@@ -291,13 +291,13 @@ async fn a_new_session_is_cached_unless_its_stripe_moved<T: Table>() {
 async fn a_refresh_keeps_the_activity_seen<T: Table>() {
     let f = Fixture::<T>::new();
     let (rec, token) = f.stored().await;
-    let Ok(Cached::Live(first)) = f.load(&token).await else {
+    let Ok(Cached::Valid(first)) = f.load(&token).await else {
         panic!("not live");
     };
     let seen = rec.last_active_at.unix_timestamp() + 20;
-    first.saw(seen);
+    first.record_activity(seen);
     f.clock.advance(STALENESS);
-    let Ok(Cached::Live(second)) = f.load(&token).await else {
+    let Ok(Cached::Valid(second)) = f.load(&token).await else {
         panic!("not live");
     };
     assert!(!Arc::ptr_eq(&first, &second));

@@ -5,9 +5,9 @@
 use http::header::SET_COOKIE;
 
 use super::SessionGate;
-use crate::manager::{ClientInfo, LoginEpoch, Session};
 use crate::model::{Actor, IdpLink, Principal, RevocationReason, UserId};
 use crate::reply::Reply;
+use crate::session::{ClientInfo, LoginEpoch, Session};
 use crate::store::RevokeScope;
 
 impl SessionGate {

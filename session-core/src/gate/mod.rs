@@ -26,9 +26,10 @@ pub use redirect::local_redirect;
 use crate::config::CookieConfig;
 use crate::error::ConfigError;
 use crate::extract::{Presented, TokenSource, find_token};
-use crate::manager::{Denial, Session, SessionManager};
+use crate::manager::SessionManager;
 use crate::model::SessionKind;
 use crate::rejection::{Rejection, RejectionCode};
+use crate::session::{Refusal, Session};
 use crate::token::VerifiedToken;
 
 /// How a layer (or actix middleware) applies the gate to the requests it sees.
@@ -328,11 +329,11 @@ impl SessionGate {
         }
         let (source, token) = match presented {
             Presented::Nothing => {
-                let missing = self.reject(Denial::Missing, TokenSource::None, req);
+                let missing = self.reject(Refusal::Missing, TokenSource::None, req);
                 return GateCheck::Decided(Self::failed(missing, mode.optional));
             }
             Presented::Malformed(source) => {
-                let invalid = self.reject(Denial::Invalid, source, req);
+                let invalid = self.reject(Refusal::Invalid, source, req);
                 return GateCheck::Decided(Self::failed(invalid, mode.optional));
             }
             Presented::Token(source, token) => (source, token),
@@ -377,11 +378,11 @@ impl SessionGate {
 
     /// A credential's kind follows its transport: the cookie carries only user sessions,
     /// the bearer header only agent sessions.
-    fn transport_fits(source: TokenSource, session: Session) -> Result<Session, Denial> {
+    fn transport_fits(source: TokenSource, session: Session) -> Result<Session, Refusal> {
         match (source, session.kind()) {
             (TokenSource::Cookie, SessionKind::User)
             | (TokenSource::Bearer, SessionKind::Agent) => Ok(session),
-            _ => Err(Denial::Invalid),
+            _ => Err(Refusal::Invalid),
         }
     }
 
@@ -423,18 +424,18 @@ impl SessionGate {
         html.then(|| req.path_and_query())
     }
 
-    fn reject(&self, denial: Denial, source: TokenSource, req: &impl RequestHead) -> Rejection {
+    fn reject(&self, denial: Refusal, source: TokenSource, req: &impl RequestHead) -> Rejection {
         let navigation = self.navigation(req).map(str::to_owned);
         self.rejection(denial, &Context { source, navigation })
     }
 
-    fn rejection(&self, denial: Denial, ctx: &Context) -> Rejection {
+    fn rejection(&self, denial: Refusal, ctx: &Context) -> Rejection {
         let code = match denial {
-            Denial::Missing => RejectionCode::SessionMissing,
-            Denial::Invalid => RejectionCode::SessionInvalid,
-            Denial::Expired => RejectionCode::SessionExpired,
-            Denial::Revoked => RejectionCode::SessionRevoked,
-            Denial::Unavailable(err) => {
+            Refusal::Missing => RejectionCode::SessionMissing,
+            Refusal::Invalid => RejectionCode::SessionInvalid,
+            Refusal::Expired => RejectionCode::SessionExpired,
+            Refusal::Revoked => RejectionCode::SessionRevoked,
+            Refusal::Unavailable(err) => {
                 tracing::warn!(error = %err, "session store unavailable");
                 return Rejection {
                     status: http::StatusCode::SERVICE_UNAVAILABLE,

@@ -46,8 +46,8 @@ async fn absolute_lifetime_expires_the_session() {
     clock.advance(Duration::from_secs(99));
     assert!(m.validate(token).await.is_ok());
     clock.advance(Duration::from_secs(1));
-    assert!(matches!(m.validate(token).await, Err(Denial::Expired)));
-    assert!(matches!(m.validate(token).await, Err(Denial::Expired)));
+    assert!(matches!(m.validate(token).await, Err(Refusal::Expired)));
+    assert!(matches!(m.validate(token).await, Err(Refusal::Expired)));
     assert_eq!(events.recv().await.unwrap().event_type, EventType::Created);
     let expired = events.recv().await.unwrap();
     assert_eq!(expired.event_type, EventType::Expired);
@@ -72,7 +72,7 @@ async fn idle_timeout_counts_from_the_last_request() {
         "activity at 50 s keeps it alive"
     );
     clock.advance(Duration::from_secs(60));
-    assert!(matches!(m.validate(token).await, Err(Denial::Expired)));
+    assert!(matches!(m.validate(token).await, Err(Refusal::Expired)));
 }
 
 #[tokio::test]
@@ -101,7 +101,7 @@ async fn idle_timeout_holds_on_another_node_through_the_store() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     clock.advance(Duration::from_secs(61));
     let c = manager_on(store, config, &clock);
-    assert!(matches!(c.validate(token).await, Err(Denial::Expired)));
+    assert!(matches!(c.validate(token).await, Err(Refusal::Expired)));
 }
 
 #[tokio::test]
@@ -157,7 +157,7 @@ async fn revoke_all_beats_a_racing_login() {
     assert!(m.list(&alice).await.unwrap().is_empty());
     assert!(matches!(
         m.validate(old.token.expose().as_bytes()).await,
-        Err(Denial::Revoked)
+        Err(Refusal::Revoked)
     ));
     // A login that starts after the reset works.
     let fresh = login(&m, "alice").await;
@@ -196,7 +196,7 @@ async fn revocation_racing_a_load_leaves_no_stale_valid_entry() {
     let loads = store.calls.load.load(Ordering::SeqCst);
     assert!(matches!(
         b.validate(token.as_bytes()).await,
-        Err(Denial::Revoked)
+        Err(Refusal::Revoked)
     ));
     assert_eq!(store.calls.load.load(Ordering::SeqCst), loads);
 }
@@ -228,7 +228,7 @@ async fn resync_racing_a_load_leaves_no_stale_valid_entry() {
     let _ = racing.await.unwrap();
     assert!(matches!(
         b.validate(token.as_bytes()).await,
-        Err(Denial::Revoked)
+        Err(Refusal::Revoked)
     ));
 }
 
@@ -269,13 +269,13 @@ async fn forged_and_foreign_tokens_cost_no_store_call() {
     let mut forged = s.token.expose().as_bytes().to_vec();
     let last = forged.len() - 1;
     forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
-    assert!(matches!(m.validate(&forged).await, Err(Denial::Invalid)));
+    assert!(matches!(m.validate(&forged).await, Err(Refusal::Invalid)));
     let foreign = KeySet::new([[9u8; 32]]).unwrap().issue();
     assert!(matches!(
         m.validate(foreign.token.expose().as_bytes()).await,
-        Err(Denial::Invalid)
+        Err(Refusal::Invalid)
     ));
-    assert!(matches!(m.validate(b"short").await, Err(Denial::Invalid)));
+    assert!(matches!(m.validate(b"short").await, Err(Refusal::Invalid)));
     assert_eq!(store.calls.total(), before);
 }
 
@@ -290,7 +290,7 @@ async fn a_failing_store_is_unavailable_not_a_denial_and_recovers() {
     store.set_failing(true);
     assert!(matches!(
         b.validate(token).await,
-        Err(Denial::Unavailable(_))
+        Err(Refusal::Unavailable(_))
     ));
     // Node A still serves its cached session within the staleness bound.
     assert!(a.validate(token).await.is_ok());
@@ -312,7 +312,7 @@ async fn a_hanging_store_is_cut_off_by_the_deadline() {
     let started = std::time::Instant::now();
     let answer = b.validate(s.token.expose().as_bytes()).await;
     assert!(
-        matches!(&answer, Err(Denial::Unavailable(e)) if matches!(**e, crate::StoreError::Timeout)),
+        matches!(&answer, Err(Refusal::Unavailable(e)) if matches!(**e, crate::StoreError::Timeout)),
         "{answer:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -366,7 +366,7 @@ async fn listing_and_scoped_revocations() {
     assert_eq!(n, 1);
     assert!(matches!(
         m.validate(first.token.expose().as_bytes()).await,
-        Err(Denial::Revoked)
+        Err(Refusal::Revoked)
     ));
     assert!(m.validate(second.token.expose().as_bytes()).await.is_ok());
     assert!(m.validate(agent.token.expose().as_bytes()).await.is_ok());
@@ -379,7 +379,7 @@ async fn listing_and_scoped_revocations() {
     );
     assert!(matches!(
         m.validate(agent.token.expose().as_bytes()).await,
-        Err(Denial::Revoked)
+        Err(Refusal::Revoked)
     ));
     assert!(m.validate(bob.token.expose().as_bytes()).await.is_ok());
     // Revoking twice finds nothing.
@@ -472,7 +472,7 @@ async fn a_valid_mac_with_the_wrong_secret_is_invalid() {
     for _ in 0..2 {
         assert!(matches!(
             m.validate(forged.token.expose().as_bytes()).await,
-            Err(Denial::Invalid)
+            Err(Refusal::Invalid)
         ));
     }
 }
@@ -502,7 +502,7 @@ async fn a_revocation_without_push_holds_within_the_staleness_bound() {
     assert!(m.validate(token).await.is_ok(), "cached for 30 s");
     assert_eq!(store.calls.load.load(Ordering::SeqCst), 0);
     clock.advance(Duration::from_secs(1));
-    assert!(matches!(m.validate(token).await, Err(Denial::Revoked)));
+    assert!(matches!(m.validate(token).await, Err(Refusal::Revoked)));
     assert_eq!(store.calls.load.load(Ordering::SeqCst), 1);
 }
 
