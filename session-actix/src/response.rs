@@ -30,7 +30,7 @@ pub fn rejection_response(rejection: &Rejection) -> HttpResponse {
     build(
         rejection.status().as_u16(),
         headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
-        rejection.body(),
+        rejection.body_bytes(),
     )
 }
 

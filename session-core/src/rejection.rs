@@ -95,7 +95,17 @@ pub struct Rejection {
     pub(crate) www_authenticate: Option<HeaderValue>,
     pub(crate) location: Option<HeaderValue>,
     pub(crate) retry_after: Option<HeaderValue>,
+    /// A body of the app's own ([`SessionGate::with_rejection_body`]), with its content
+    /// type; `None`: the JSON `{"error": CODE}`.
+    ///
+    /// [`SessionGate::with_rejection_body`]: crate::SessionGate::with_rejection_body
+    pub(crate) custom: Option<std::sync::Arc<(HeaderValue, bytes::Bytes)>>,
 }
+
+/// How an app shapes the body of the gate's rejections; see
+/// [`SessionGate::with_rejection_body`](crate::SessionGate::with_rejection_body).
+pub type RejectionBody =
+    std::sync::Arc<dyn Fn(&Rejection) -> Option<(HeaderValue, bytes::Bytes)> + Send + Sync>;
 
 impl Rejection {
     /// The status: 401, 303 (HTML navigation to the login page) or 503.
@@ -118,8 +128,11 @@ impl Rejection {
 
     /// The response headers, `Content-Type` included when there is a body.
     pub fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
-        let json = (!self.body().is_empty())
-            .then(|| (CONTENT_TYPE, HeaderValue::from_static("application/json")));
+        let json = match &self.custom {
+            Some(custom) => Some((CONTENT_TYPE, custom.0.clone())),
+            None => (!self.body().is_empty())
+                .then(|| (CONTENT_TYPE, HeaderValue::from_static("application/json"))),
+        };
         [
             Some((CACHE_CONTROL, HeaderValue::from_static("no-store"))),
             json,
@@ -132,7 +145,17 @@ impl Rejection {
         .flatten()
     }
 
-    /// The body: `{"error":"…"}`, or empty for a redirect.
+    /// The body as bytes: the app's own body when it set one, else [`Rejection::body`].
+    /// Cheap: a static slice, or a reference-counted buffer.
+    #[must_use]
+    pub fn body_bytes(&self) -> bytes::Bytes {
+        match &self.custom {
+            Some(custom) => custom.1.clone(),
+            None => bytes::Bytes::from_static(self.body().as_bytes()),
+        }
+    }
+
+    /// The default body: `{"error":"…"}`, or empty for a redirect.
     #[must_use]
     pub fn body(&self) -> &'static str {
         if self.location.is_some() {

@@ -153,7 +153,7 @@ impl From<&Rejection> for Reply {
         Self {
             status: rejection.status(),
             headers: rejection.headers().collect(),
-            body: rejection.body().to_owned(),
+            body: String::from_utf8_lossy(&rejection.body_bytes()).into_owned(),
         }
     }
 }

@@ -10,7 +10,7 @@ use session_core::Rejection;
 /// `B` is any body made from [`Bytes`]: `axum::body::Body`, or `Full<Bytes>`.
 #[must_use]
 pub fn rejection_response<B: From<Bytes>>(rejection: &Rejection) -> Response<B> {
-    let mut response = Response::new(B::from(Bytes::from_static(rejection.body().as_bytes())));
+    let mut response = Response::new(B::from(rejection.body_bytes()));
     *response.status_mut() = rejection.status();
     let headers = response.headers_mut();
     for (name, value) in rejection.headers() {

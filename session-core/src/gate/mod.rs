@@ -141,7 +141,7 @@ pub struct SessionGate {
     inner: Arc<GateInner>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct GateInner {
     manager: SessionManager,
     cookie: CookieConfig,
@@ -150,6 +150,21 @@ struct GateInner {
     retry_after: HeaderValue,
     retry_after_secs: u32,
     origins: origin::Origins,
+    rejection_body: Option<crate::rejection::RejectionBody>,
+}
+
+impl std::fmt::Debug for GateInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionGate")
+            .field("manager", &self.manager)
+            .field("cookie", &self.cookie.name())
+            .field("accept_bearer", &self.accept_bearer)
+            .field("login_url", &self.login_url)
+            .field("retry_after", &self.retry_after_secs)
+            .field("origins", &self.origins)
+            .field("rejection_body", &self.rejection_body.is_some())
+            .finish()
+    }
 }
 
 impl SessionGate {
@@ -167,6 +182,7 @@ impl SessionGate {
                 retry_after: HeaderValue::from(1u32),
                 retry_after_secs: 1,
                 origins: origin::Origins::default(),
+                rejection_body: None,
             }),
         }
     }
@@ -205,6 +221,48 @@ impl SessionGate {
             g.retry_after = HeaderValue::from(seconds);
             g.retry_after_secs = seconds;
         })
+    }
+
+    /// Shapes the body of every rejection (401, 403, 503; a redirect has none): `body`
+    /// gets the rejection (its status and [`RejectionCode`]) and answers a content type and
+    /// a body, or `None` to keep the default JSON `{"error": CODE}`. The status and headers
+    /// (`Set-Cookie`, `WWW-Authenticate`, `Retry-After`) stay the gate's.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::http::HeaderValue;
+    /// use session_core::{GateCheck, GateMode, Admission, KeySet, MemoryStore, SessionConfig, SessionGate, SessionManager};
+    ///
+    /// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default())?;
+    /// let gate = SessionGate::new(manager).with_rejection_body(|rejection| {
+    ///     let page = format!("<h1>Please sign in</h1><p>{}</p>", rejection.code().as_str());
+    ///     Some((HeaderValue::from_static("text/html; charset=utf-8"), page.into()))
+    /// });
+    /// let req = http::Request::get("/me").body(()).unwrap();
+    /// let GateCheck::Decided(Admission::Refuse(rejection)) = gate.check(&req, GateMode::REQUIRED) else {
+    ///     panic!("refused")
+    /// };
+    /// assert_eq!(rejection.status(), 401);
+    /// assert_eq!(&rejection.body_bytes()[..], b"<h1>Please sign in</h1><p>session_missing</p>");
+    /// assert!(rejection.headers().any(|(n, v)| n == "content-type" && v == "text/html; charset=utf-8"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_rejection_body(
+        self,
+        body: impl Fn(&Rejection) -> Option<(HeaderValue, bytes::Bytes)> + Send + Sync + 'static,
+    ) -> Self {
+        let body: crate::rejection::RejectionBody = Arc::new(body);
+        self.rebuild(|g| g.rejection_body = Some(body))
+    }
+
+    fn shaped(&self, mut rejection: Rejection) -> Rejection {
+        if let Some(shape) = &self.inner.rejection_body
+            && rejection.location.is_none()
+        {
+            rejection.custom = shape(&rejection).map(Arc::new);
+        }
+        rejection
     }
 
     /// The app's own origin (`https://app.example`, as browsers send it in `Origin`):
@@ -402,14 +460,15 @@ impl SessionGate {
     }
 
     fn cross_site(&self) -> Rejection {
-        Rejection {
+        self.shaped(Rejection {
             status: http::StatusCode::FORBIDDEN,
             code: RejectionCode::CrossSiteRequest,
             set_cookie: None,
             www_authenticate: None,
             location: None,
             retry_after: None,
-        }
+            custom: None,
+        })
     }
 
     fn navigation<'r>(&self, req: &'r impl RequestHead) -> Option<&'r str> {
@@ -437,14 +496,15 @@ impl SessionGate {
             Refusal::Revoked => RejectionCode::SessionRevoked,
             Refusal::Unavailable(err) => {
                 tracing::warn!(error = %err, "session store unavailable");
-                return Rejection {
+                return self.shaped(Rejection {
                     status: http::StatusCode::SERVICE_UNAVAILABLE,
                     code: RejectionCode::StoreUnavailable,
                     set_cookie: None,
                     www_authenticate: None,
                     location: None,
                     retry_after: Some(self.inner.retry_after.clone()),
-                };
+                    custom: None,
+                });
             }
         };
         let set_cookie =
@@ -470,7 +530,7 @@ impl SessionGate {
             }
             _ => None,
         };
-        Rejection {
+        self.shaped(Rejection {
             status: if location.is_some() {
                 http::StatusCode::SEE_OTHER
             } else {
@@ -481,7 +541,8 @@ impl SessionGate {
             www_authenticate,
             location,
             retry_after: None,
-        }
+            custom: None,
+        })
     }
 }
 
