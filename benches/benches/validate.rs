@@ -245,6 +245,52 @@ fn bench_token(c: &mut Criterion, fx: &Fixture) {
     g.finish();
 }
 
+/// A cache hit through the whole gate (cookie found, MAC, cache, transport, expiry), with
+/// risk binding off and on: what binding adds to a hit (a classification of the request's
+/// `User-Agent`, a hash, a compare).
+fn bench_binding(c: &mut Criterion, rt: &Runtime) {
+    use session_core::binding::{BindingMode, BindingPolicy};
+    use session_core::{Admission, ClientIp, GateCheck, GateMode, SessionGate};
+    const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                      Chrome/140.0.0.0 Safari/537.36";
+    let mut g = c.benchmark_group("gate_hit");
+    for mode in [BindingMode::Off, BindingMode::Report] {
+        let config = SessionConfig::default().with_binding(BindingPolicy::new(mode));
+        let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), config)
+            .expect("a valid config");
+        let client = ClientInfo {
+            user_agent: Some(UA.into()),
+            ip: Some("198.51.100.7".into()),
+        };
+        let issued = rt
+            .block_on(manager.issue(Principal::user("alice"), client))
+            .expect("issue a session");
+        let gate = SessionGate::new(manager);
+        let mut req = http::Request::get("/me")
+            .header("cookie", format!("session={}", issued.token.expose()))
+            .header("user-agent", UA)
+            .body(())
+            .expect("a request");
+        req.extensions_mut()
+            .insert(ClientIp("198.51.100.9".parse().expect("an address")));
+        let admitted = |gate: &SessionGate| {
+            matches!(
+                gate.check(black_box(&req), GateMode::REQUIRED),
+                GateCheck::Decided(Admission::Admit(_))
+            )
+        };
+        assert!(admitted(&gate), "a hit, admitted, nothing suspicious");
+        let name = match mode {
+            BindingMode::Off => "binding_off",
+            _ => "binding_on",
+        };
+        g.bench_function(BenchmarkId::new(name, BACKEND), |b| {
+            b.iter(|| admitted(&gate))
+        });
+    }
+    g.finish();
+}
+
 fn main() {
     let fx = Fixture::new();
     // `decide` spawns a background touch (at most once a minute per session) with
@@ -269,5 +315,6 @@ fn main() {
         .configure_from_args();
     bench_validate(&mut c, &fx);
     bench_token(&mut c, &fx);
+    bench_binding(&mut c, &fx.rt);
     c.final_summary();
 }

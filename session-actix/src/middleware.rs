@@ -116,6 +116,15 @@ impl RequestHead for Head<'_> {
         self.0.method().as_str()
     }
 
+    fn client_ip(&self) -> Option<std::net::IpAddr> {
+        // One of the app's own (a proxy it trusts) wins over the peer.
+        self.0
+            .extensions()
+            .get::<session_core::ClientIp>()
+            .map(|c| c.0)
+            .or_else(|| self.0.peer_addr().map(|a| a.ip()))
+    }
+
     fn path_and_query(&self) -> &str {
         self.0
             .uri()

@@ -125,6 +125,30 @@ impl BindingPolicy {
     }
 }
 
+impl BindingPolicy {
+    /// [`BindingPolicy::fingerprint`] folded to 32 bits, never 0 (0 means "bound to
+    /// nothing": a session without a recorded IP). What the cache keeps per session.
+    #[must_use]
+    pub fn fingerprint32(&self, ip: Option<IpAddr>, user_agent: Option<&[u8]>) -> u32 {
+        self.fingerprint(ip, user_agent).map_or(0, |fp| {
+            let folded = (fp ^ (fp >> 32)) as u32;
+            folded.max(1)
+        })
+    }
+
+    /// The fingerprint a session recorded at sign-in (its `ip` and `user_agent`), or 0
+    /// when the policy is off, the session is an agent's (agents are not bound), or it has
+    /// no IP.
+    #[must_use]
+    pub fn of_record(&self, record: &crate::SessionRecord) -> u32 {
+        if !self.is_on() || record.kind() == crate::SessionKind::Agent {
+            return 0;
+        }
+        let ip = record.ip.as_deref().and_then(|ip| ip.parse().ok());
+        self.fingerprint32(ip, record.user_agent.as_deref().map(str::as_bytes))
+    }
+}
+
 /// A hasher with fixed keys: fingerprints computed on different nodes, or before and
 /// after a restart, must agree.
 const FIXED: std::hash::BuildHasherDefault<rustc_hash::FxHasher> =

@@ -41,6 +41,7 @@ pub struct SessionConfig {
     pub(crate) max_user_sessions: Option<u32>,
     pub(crate) list_limit: usize,
     pub(crate) retention: Retention,
+    pub(crate) binding: crate::binding::BindingPolicy,
 }
 
 impl Default for SessionConfig {
@@ -70,6 +71,7 @@ impl SessionConfig {
             max_user_sessions: Some(100),
             list_limit: 500,
             retention: Retention::default(),
+            binding: crate::binding::BindingPolicy::new(crate::binding::BindingMode::Off),
         }
     }
 
@@ -206,6 +208,14 @@ impl SessionConfig {
         self
     }
 
+    /// Risk binding: compare each cookie request's client network and browser family with
+    /// the session's at sign-in, and report or revoke on a change; see
+    /// [`binding`](crate::binding). Default: off (nothing compared, nothing costs).
+    pub fn with_binding(mut self, policy: crate::binding::BindingPolicy) -> Self {
+        self.binding = policy;
+        self
+    }
+
     /// How long ended sessions and events are kept; see [`Retention`]. Default: sessions
     /// 7 days after their end, events 400 days.
     pub fn with_retention(mut self, retention: Retention) -> Self {
@@ -287,6 +297,12 @@ impl SessionConfig {
     pub fn cache_ttl(&self) -> Duration {
         self.cache_ttl
             .unwrap_or(Self::DEFAULT_CACHE_TTL.min(self.ttl))
+    }
+
+    /// The risk-binding policy.
+    #[must_use]
+    pub fn binding(&self) -> crate::binding::BindingPolicy {
+        self.binding
     }
 
     /// The cap on a user's live user sessions.

@@ -65,8 +65,8 @@ pub use config::{CookieConfig, SessionConfig};
 pub use error::{ConfigError, SessionError, StoreError};
 pub use events::{EventId, EventType, SessionEvent};
 pub use gate::{
-    Admission, GateCheck, GateMode, MIDDLEWARE_MISSING, PendingLoad, RequestHead, SessionGate,
-    extract_session, local_redirect,
+    Admission, ClientIp, GateCheck, GateMode, MIDDLEWARE_MISSING, PendingLoad, RequestHead,
+    SessionGate, extract_session, local_redirect,
 };
 pub use http;
 pub use manager::SessionManager;

@@ -93,6 +93,7 @@ impl SessionManager {
             config.max_concurrent_loads,
             config.load_timeout,
             clock.clone(),
+            config.binding,
         );
         let (events, _) = broadcast::channel(config.event_capacity);
         let inner = Arc::new(Inner {
@@ -405,6 +406,104 @@ impl SessionManager {
         }
         self.maybe_touch(&live, now_nanos, now_s);
         Ok(Session(live))
+    }
+
+    /// Risk binding in report mode: logs `session.suspicious` (actor `system`) off the
+    /// request path.
+    pub(crate) fn report_suspicious(&self, session: &Session) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let event = SessionEvent::about(
+            crate::EventId::new(""),
+            crate::EventType::Suspicious,
+            session.id(),
+            session.principal(),
+            None,
+            Actor::System,
+            self.now(),
+        );
+        handle.spawn(async move {
+            match inner.deadline(inner.store.append_event(&event)).await {
+                Ok(id) => {
+                    let _ = inner.events.send(SessionEvent { id, ..event });
+                }
+                Err(e) => tracing::warn!(session_id = %event.session_id, error = %e, "logging a suspicious session failed"),
+            }
+        });
+    }
+
+    /// Risk binding in revoke mode: in force on this node at once, then written to the
+    /// store (reason `risk_detected`, actor `system`) and pushed, off the request path,
+    /// retried until the store takes it.
+    pub(crate) fn revoke_for_risk(&self, session: &Session) {
+        let id = session.id();
+        let keep = self.keep_revoked(session.expires_at());
+        self.inner.cache.mark_revoked(id, keep);
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let manager = self.clone();
+        handle.spawn(async move {
+            let mut wait = Duration::from_millis(100);
+            for _ in 0..20 {
+                match manager
+                    .revoke(id, RevocationReason::RiskDetected, Actor::System)
+                    .await
+                {
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::warn!(session_id = %id, error = %e, "risk revocation failed: retrying");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+            tracing::error!(session_id = %id, "risk revocation never reached the store");
+        });
+    }
+
+    /// Revokes those of `user_id`'s active sessions that `filter` matches, with `reason`
+    /// (an app's own risk engine: `RevocationReason::RiskDetected`). Returns how many.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::{Actor, ClientInfo, KeySet, MemoryStore, Principal, RevocationReason, SessionConfig, SessionFilter, SessionManager, UserId};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default())?;
+    /// let client = |ip: &str| ClientInfo { ip: Some(ip.into()), user_agent: None };
+    /// manager.issue(Principal::user("alice"), client("198.51.100.7")).await?;
+    /// manager.issue(Principal::user("alice"), client("203.0.113.9")).await?;
+    /// let filter = SessionFilter { ip: Some("203.0.113.0/24".parse()?), ..SessionFilter::default() };
+    /// let n = manager
+    ///     .revoke_user_matching(&UserId::from("alice"), &filter, RevocationReason::RiskDetected, Actor::System)
+    ///     .await?;
+    /// assert_eq!(n, 1);
+    /// assert_eq!(manager.list(&UserId::from("alice")).await?.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn revoke_user_matching(
+        &self,
+        user_id: &UserId,
+        filter: &SessionFilter,
+        reason: RevocationReason,
+        actor: Actor,
+    ) -> Result<usize, SessionError> {
+        let mut n = 0;
+        for record in self.list(user_id).await? {
+            if filter.matches(&record) && self.revoke(record.id, reason.clone(), actor).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Logs the session's expiry (once, whichever node sees it first), off the request

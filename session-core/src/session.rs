@@ -15,6 +15,11 @@ use crate::token::SessionToken;
 pub struct Session(pub(crate) Arc<CachedSession>);
 
 impl Session {
+    /// The cached state behind it.
+    pub(crate) fn cached(&self) -> &Arc<CachedSession> {
+        &self.0
+    }
+
     /// The session's id.
     #[must_use]
     pub fn id(&self) -> SessionId {

@@ -284,6 +284,10 @@ impl RequestHead for Call {
         self.method.as_str()
     }
 
+    fn client_ip(&self) -> Option<IpAddr> {
+        self.peer
+    }
+
     fn path_and_query(&self) -> &str {
         &self.path_and_query
     }

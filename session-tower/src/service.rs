@@ -15,12 +15,41 @@ pub struct SessionService<S> {
     inner: S,
     gate: SessionGate,
     mode: GateMode,
+    /// Whether risk binding is on (then the client's address is looked up).
+    binds: bool,
 }
 
 impl<S> SessionService<S> {
     pub(crate) fn new(inner: S, gate: SessionGate, mode: GateMode) -> Self {
-        Self { inner, gate, mode }
+        let binds = gate.manager().config().binding().is_on();
+        Self {
+            inner,
+            gate,
+            mode,
+            binds,
+        }
     }
+}
+
+/// Risk binding compares the client's address: axum knows the peer through `ConnectInfo`
+/// (when served with connect info); a [`ClientIp`](session_core::ClientIp) the app set wins.
+fn with_client_ip<B>(req: Request<B>) -> Request<B> {
+    #[cfg(feature = "axum")]
+    {
+        let mut req = req;
+        if req.extensions().get::<session_core::ClientIp>().is_none()
+            && let Some(axum::extract::ConnectInfo(addr)) = req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .copied()
+        {
+            req.extensions_mut()
+                .insert(session_core::ClientIp(addr.ip()));
+        }
+        req
+    }
+    #[cfg(not(feature = "axum"))]
+    req
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
@@ -41,6 +70,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let req = if self.binds { with_client_ip(req) } else { req };
         // Decided without the store, the ready inner service is called right away; only a
         // store load takes the ready service along (leaving a clone in its place):
         // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services

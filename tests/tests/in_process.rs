@@ -253,6 +253,44 @@ async fn agents_use_bearer_tokens(framework: Framework) {
         .assert_status(404);
 }
 
+/// A password reset never leaves sessions alive: when the revocation fails after the
+/// password changed, the answer is 503 and the revocation is retried until it holds.
+async fn a_failed_reset_revocation_is_retried(framework: Framework) {
+    let nodes = two_nodes(framework);
+    let mut carol = logged_in(&nodes.a, "carol").await;
+    nodes.store.set_failing_revocations(true);
+    let reply = nodes
+        .a
+        .browser(UA)
+        .post_json(
+            "/password-reset",
+            &json!({"username": "carol", "new_password": "carol-new-password"}),
+        )
+        .await;
+    reply.assert_status(503);
+    assert!(reply.header("retry-after").is_some());
+    // The password did change.
+    nodes
+        .a
+        .browser(UA)
+        .login("carol", "carol-password")
+        .await
+        .assert_status(401);
+    carol.get("/me").await.assert_status(200);
+    // The store comes back: the retry revokes the session, without anyone asking again.
+    nodes.store.set_failing_revocations(false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let reply = carol.get("/me").await;
+        if reply.status.as_u16() == 401 {
+            assert_401(&reply, "session_revoked");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never revoked");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 macro_rules! for_both {
     ($($scenario:ident),* $(,)?) => {
         mod axum {
@@ -269,6 +307,7 @@ macro_rules! for_both {
 for_both!(
     store_failure_is_503_and_keeps_the_cookie,
     agents_use_bearer_tokens,
+    a_failed_reset_revocation_is_retried,
 );
 
 /// One manager, two frameworks: a session issued through the tower layer is accepted by

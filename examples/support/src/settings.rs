@@ -173,6 +173,18 @@ impl Settings {
                 .map_err(|e| format!("SESSION_COOKIE_SECURE: {e}"))?
         };
         let config = Self::config(&var)?;
+        let binding = match var("SESSION_BINDING").as_deref().map(str::trim) {
+            None | Some("off") => Binding::Off,
+            Some("report") => Binding::Report,
+            Some("revoke") => Binding::Revoke,
+            Some(v) => return Err(format!("SESSION_BINDING={v:?}: off, report or revoke")),
+        };
+        let config =
+            config.with_binding(session_core::binding::BindingPolicy::new(match binding {
+                Binding::Off => session_core::binding::BindingMode::Off,
+                Binding::Report => session_core::binding::BindingMode::Report,
+                Binding::Revoke => session_core::binding::BindingMode::Revoke,
+            }));
         let token = |name: &str| {
             var(name)
                 .map(|t| {
@@ -194,12 +206,6 @@ impl Settings {
                 }
                 Some(trimmed)
             }
-        };
-        let binding = match var("SESSION_BINDING").as_deref().map(str::trim) {
-            None | Some("off") => Binding::Off,
-            Some("report") => Binding::Report,
-            Some("revoke") => Binding::Revoke,
-            Some(v) => return Err(format!("SESSION_BINDING={v:?}: off, report or revoke")),
         };
         let oidc = match (
             var("OIDC_ISSUER"),

@@ -42,13 +42,22 @@ pub(crate) struct CachedSession {
     last_seen: AtomicU32,
     /// The latest `last_active_at` this node wrote or loaded (see [`ACTIVITY_EPOCH`]).
     last_written: AtomicU32,
+    /// What the session is bound to (risk binding: its sign-in network and browser
+    /// family, or the last ones reported), 0 for nothing.
+    binding: AtomicU32,
 }
 
 impl CachedSession {
     /// The cached form of `record`, which `tag` (if any) is known to prove.
-    pub(super) fn new(record: SessionRecord, tag: Option<[u8; 32]>, fresh_until: i64) -> Self {
+    pub(super) fn new(
+        record: SessionRecord,
+        tag: Option<[u8; 32]>,
+        fresh_until: i64,
+        binding: u32,
+    ) -> Self {
         let last = to_activity(record.last_active_at.unix_timestamp());
         Self {
+            binding: AtomicU32::new(binding),
             id: record.id,
             proof: tag.unwrap_or(record.secret_hash),
             proof_is_hash: tag.is_none(),
@@ -72,6 +81,23 @@ impl CachedSession {
         if older.expiry_reported.load(Ordering::Relaxed) {
             self.expiry_reported.store(true, Ordering::Relaxed);
         }
+        let rebound = older.binding.load(Ordering::Relaxed);
+        if rebound != 0 {
+            self.binding.store(rebound, Ordering::Relaxed);
+        }
+    }
+
+    /// What the session is bound to (0: nothing).
+    pub(crate) fn binding(&self) -> u32 {
+        self.binding.load(Ordering::Relaxed)
+    }
+
+    /// Binds the session to `seen` instead of `bound`; false when another request of the
+    /// session rebound it first (so each change is reported once per node).
+    pub(crate) fn rebind(&self, bound: u32, seen: u32) -> bool {
+        self.binding
+            .compare_exchange(bound, seen, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Whether `token` is this session's token (constant time).

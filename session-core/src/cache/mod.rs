@@ -176,6 +176,7 @@ pub(crate) struct SessionCache<T: Table = DefaultTable> {
     clock: Arc<dyn Clock>,
     loads: Semaphore,
     deadline: Duration,
+    binding: crate::binding::BindingPolicy,
 }
 
 impl<T: Table> std::fmt::Debug for SessionCache<T> {
@@ -194,8 +195,10 @@ impl<T: Table> SessionCache<T> {
         max_loads: usize,
         deadline: Duration,
         clock: Arc<dyn Clock>,
+        binding: crate::binding::BindingPolicy,
     ) -> Self {
         Self {
+            binding,
             table: T::with_capacity(capacity.max(1)),
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
             in_flight: Mutex::new(HashMap::new()),
@@ -262,7 +265,8 @@ impl<T: Table> SessionCache<T> {
                     },
                     Some(rec) => {
                         let tag = token.matches(&rec.secret_hash).then(|| *token.tag());
-                        let live = CachedSession::new(rec, tag, fresh_until);
+                        let bound = self.binding.of_record(&rec);
+                        let live = CachedSession::new(rec, tag, fresh_until, bound);
                         // A refresh of an entry gone stale keeps what this node saw of
                         // the session since the store last heard of it.
                         if let Some(Cached::Valid(old)) = self.table.peek(&id) {
@@ -323,7 +327,8 @@ impl<T: Table> SessionCache<T> {
         started: u64,
     ) -> Arc<CachedSession> {
         let fresh_until = self.clock.unix_nanos().saturating_add(self.staleness);
-        let live = Arc::new(CachedSession::new(record, Some(tag), fresh_until));
+        let bound = self.binding.of_record(&record);
+        let live = Arc::new(CachedSession::new(record, Some(tag), fresh_until, bound));
         self.put_unless_overtaken(live.id, Cached::Valid(live.clone()), started);
         live
     }

@@ -225,6 +225,7 @@ mod tests {
             record,
             None,
             i64::MAX,
+            0,
         ));
         t.insert(live.id, Cached::Valid(live.clone()));
         let Some(Cached::Valid(hit)) = t.get(&live.id) else {

@@ -37,6 +37,7 @@ impl<T: Table> Fixture<T> {
                 16,
                 Duration::from_secs(5),
                 Arc::new(clock.clone()),
+                crate::binding::BindingPolicy::default(),
             ),
             store: FaultyStore::new(MemoryStore::new()),
             clock,

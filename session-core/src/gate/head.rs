@@ -1,6 +1,17 @@
 //! [`RequestHead`]: what the gate reads from a request, whatever the framework.
 
+use std::net::IpAddr;
+
 use http::HeaderValue;
+
+/// The client's IP address, as a request extension: what risk binding compares. The
+/// actix adapter and the route table know the peer themselves; with axum, `session-tower`
+/// takes it from `ConnectInfo<SocketAddr>` (serve with
+/// `into_make_service_with_connect_info`). Behind a reverse proxy, insert the address
+/// your proxy vouches for (from `X-Forwarded-For`, say) in a layer of your own before the
+/// session layer: it wins over the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
 
 /// What the gate needs to read from a request, whatever the framework. Implemented for
 /// `http::Request` here; `session-actix` implements it for actix's request.
@@ -15,6 +26,11 @@ pub trait RequestHead {
     /// (HTTP/2).
     fn authority(&self) -> Option<&[u8]> {
         self.header_values("host").next()
+    }
+
+    /// The client's IP address, when known (see [`ClientIp`]).
+    fn client_ip(&self) -> Option<IpAddr> {
+        None
     }
 
     /// Whether the method is `GET` or `HEAD`.
@@ -60,6 +76,10 @@ impl<B> RequestHead for http::Request<B> {
         self.uri()
             .path_and_query()
             .map_or("/", http::uri::PathAndQuery::as_str)
+    }
+
+    fn client_ip(&self) -> Option<IpAddr> {
+        self.extensions().get::<ClientIp>().map(|c| c.0)
     }
 
     fn authority(&self) -> Option<&[u8]> {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 
-pub use head::RequestHead;
+pub use head::{ClientIp, RequestHead};
 pub use redirect::local_redirect;
 
 use crate::config::CookieConfig;
@@ -94,6 +94,8 @@ pub struct PendingLoad {
     token: VerifiedToken,
     ctx: Context,
     optional: bool,
+    /// The request's risk-binding fingerprint (0 when binding is off or unknown).
+    fingerprint: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -151,6 +153,7 @@ struct GateInner {
     retry_after_secs: u32,
     origins: origin::Origins,
     rejection_body: Option<crate::rejection::RejectionBody>,
+    binding: crate::binding::BindingPolicy,
 }
 
 impl std::fmt::Debug for GateInner {
@@ -163,6 +166,7 @@ impl std::fmt::Debug for GateInner {
             .field("retry_after", &self.retry_after_secs)
             .field("origins", &self.origins)
             .field("rejection_body", &self.rejection_body.is_some())
+            .field("binding", &self.binding)
             .finish()
     }
 }
@@ -175,6 +179,7 @@ impl SessionGate {
     pub fn new(manager: SessionManager) -> Self {
         Self {
             inner: Arc::new(GateInner {
+                binding: manager.config().binding(),
                 manager,
                 cookie: CookieConfig::new(),
                 accept_bearer: true,
@@ -404,10 +409,12 @@ impl SessionGate {
                 return GateCheck::Decided(Self::failed(rejection, mode.optional));
             }
         };
+        let fingerprint = self.fingerprint(source, req);
         match manager.validate_cached(&verified) {
             Some(answer) => {
                 let answer = answer
                     .and_then(|s| Self::transport_fits(source, s))
+                    .and_then(|s| self.bound(s, fingerprint))
                     .map_err(|denial| self.reject(denial, source, req));
                 GateCheck::Decided(Self::admission(answer, mode.optional))
             }
@@ -418,6 +425,7 @@ impl SessionGate {
                     navigation: self.navigation(req).map(str::to_owned),
                 },
                 optional: mode.optional,
+                fingerprint,
             }),
         }
     }
@@ -430,8 +438,41 @@ impl SessionGate {
             .validate_loaded(&pending.token)
             .await
             .and_then(|s| Self::transport_fits(pending.ctx.source, s))
+            .and_then(|s| self.bound(s, pending.fingerprint))
             .map_err(|denial| self.rejection(denial, &pending.ctx));
         Self::admission(answer, pending.optional)
+    }
+
+    /// The request's risk-binding fingerprint: 0 (nothing to compare) unless binding is on
+    /// and the request carries the session cookie (agents are not bound).
+    fn fingerprint(&self, source: TokenSource, req: &impl RequestHead) -> u32 {
+        if !self.inner.binding.is_on() || source != TokenSource::Cookie {
+            return 0;
+        }
+        self.inner
+            .binding
+            .fingerprint32(req.client_ip(), req.first_header("user-agent"))
+    }
+
+    /// Risk binding: a session used from another network or browser family than it is
+    /// bound to is reported (served, `session.suspicious` once per change) or revoked.
+    fn bound(&self, session: Session, seen: u32) -> Result<Session, Refusal> {
+        let bound = session.cached().binding();
+        if seen == 0 || bound == 0 || bound == seen {
+            return Ok(session);
+        }
+        match self.inner.binding.mode() {
+            crate::binding::BindingMode::Revoke => {
+                self.inner.manager.revoke_for_risk(&session);
+                Err(Refusal::Revoked)
+            }
+            _ => {
+                if session.cached().rebind(bound, seen) {
+                    self.inner.manager.report_suspicious(&session);
+                }
+                Ok(session)
+            }
+        }
     }
 
     /// A credential's kind follows its transport: the cookie carries only user sessions,
@@ -578,5 +619,156 @@ pub fn extract_session<'r>(
             }
             Err(None)
         }
+    }
+}
+
+#[cfg(test)]
+mod binding_tests {
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::binding::{BindingMode, BindingPolicy};
+    use crate::events::AuditQuery;
+    use crate::{ClientInfo, EventType, KeySet, MemoryStore, Principal, SessionConfig, UserId};
+
+    const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
+    const FIREFOX_NEXT: &str =
+        "Mozilla/5.0 (X11; Linux x86_64; rv:141.0) Gecko/20100101 Firefox/141.0";
+    const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36";
+
+    async fn gate(mode: BindingMode) -> (SessionGate, String, String) {
+        let config = SessionConfig::new().with_binding(BindingPolicy::new(mode));
+        let manager =
+            SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), config).unwrap();
+        let client = ClientInfo {
+            user_agent: Some(FIREFOX.into()),
+            ip: Some("198.51.100.7".into()),
+        };
+        let user = manager
+            .issue(Principal::user("alice"), client.clone())
+            .await
+            .unwrap();
+        let agent = manager
+            .issue(Principal::agent("alice", "bot", "Bot"), client)
+            .await
+            .unwrap();
+        (
+            SessionGate::new(manager),
+            user.token.expose().to_owned(),
+            agent.token.expose().to_owned(),
+        )
+    }
+
+    fn request(token: &str, ip: &str, ua: &str, bearer: bool) -> http::Request<()> {
+        let mut b = http::Request::get("/me").header("user-agent", ua);
+        b = if bearer {
+            b.header("authorization", format!("Bearer {token}"))
+        } else {
+            b.header("cookie", format!("session={token}"))
+        };
+        let mut req = b.body(()).unwrap();
+        req.extensions_mut()
+            .insert(ClientIp(ip.parse::<IpAddr>().unwrap()));
+        req
+    }
+
+    async fn admitted(gate: &SessionGate, req: &http::Request<()>) -> Result<Session, Rejection> {
+        let admission = match gate.check(req, GateMode::REQUIRED) {
+            GateCheck::Decided(a) => a,
+            GateCheck::NeedsLoad(p) => gate.finish(p).await,
+        };
+        match admission {
+            Admission::Admit(s) => Ok(s),
+            Admission::Refuse(r) | Admission::AdmitWithout(r) => Err(r),
+        }
+    }
+
+    async fn suspicious(gate: &SessionGate) -> usize {
+        // The event is logged off the request path.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        gate.manager()
+            .audit(&AuditQuery {
+                user_id: UserId::from("alice"),
+                before: None,
+                limit: 100,
+            })
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.event_type == EventType::Suspicious)
+            .count()
+    }
+
+    #[tokio::test]
+    async fn report_serves_and_logs_each_change_once() {
+        let (gate, token, _) = gate(BindingMode::Report).await;
+        // The same /24 and browser family, a newer version: nothing to say.
+        admitted(
+            &gate,
+            &request(&token, "198.51.100.99", FIREFOX_NEXT, false),
+        )
+        .await
+        .unwrap();
+        assert_eq!(suspicious(&gate).await, 0);
+        // Another network: served, reported once.
+        for _ in 0..3 {
+            admitted(&gate, &request(&token, "203.0.113.5", FIREFOX, false))
+                .await
+                .unwrap();
+        }
+        assert_eq!(suspicious(&gate).await, 1);
+        // Then another browser family: one more.
+        admitted(&gate, &request(&token, "203.0.113.5", CHROME, false))
+            .await
+            .unwrap();
+        assert_eq!(suspicious(&gate).await, 2);
+    }
+
+    #[tokio::test]
+    async fn revoke_refuses_and_the_session_stays_revoked() {
+        let (gate, token, agent) = gate(BindingMode::Revoke).await;
+        admitted(&gate, &request(&token, "198.51.100.8", FIREFOX, false))
+            .await
+            .unwrap();
+        let refused = admitted(&gate, &request(&token, "198.51.100.8", CHROME, false))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), RejectionCode::SessionRevoked);
+        assert!(refused.clears_cookie());
+        // Back on the first browser: still revoked.
+        let again = admitted(&gate, &request(&token, "198.51.100.8", FIREFOX, false))
+            .await
+            .unwrap_err();
+        assert_eq!(again.code(), RejectionCode::SessionRevoked);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let audit = gate
+            .manager()
+            .audit(&AuditQuery {
+                user_id: UserId::from("alice"),
+                before: None,
+                limit: 100,
+            })
+            .await
+            .unwrap();
+        let revoked = audit
+            .iter()
+            .find(|e| e.event_type == EventType::Revoked)
+            .expect("the revocation is logged");
+        assert_eq!(revoked.reason, Some(crate::RevocationReason::RiskDetected));
+        assert_eq!(revoked.actor, crate::Actor::System);
+        // Agents are not bound.
+        admitted(&gate, &request(&agent, "192.0.2.1", CHROME, true))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn off_compares_nothing() {
+        let (gate, token, _) = gate(BindingMode::Off).await;
+        admitted(&gate, &request(&token, "192.0.2.1", CHROME, false))
+            .await
+            .unwrap();
+        assert_eq!(suspicious(&gate).await, 0);
     }
 }

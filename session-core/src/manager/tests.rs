@@ -545,3 +545,134 @@ async fn the_cache_stays_within_its_capacity() {
         m.inner.cache.len()
     );
 }
+
+/// An agent grant cannot outlive the session that made it: node A still holds the granting
+/// session in its cache (the push of node B's revoke-all was lost), and the grant is
+/// refused all the same, by the store, in the operation that would create the agent.
+#[tokio::test]
+async fn a_grant_from_a_session_revoked_elsewhere_is_refused() {
+    let clock = clock();
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    let a = manager_on(store.clone(), SessionConfig::new(), &clock);
+    let b = manager_on(store, SessionConfig::new(), &clock);
+    let s = login(&a, "alice").await;
+    let token = s.token.expose().as_bytes();
+    assert!(a.validate(token).await.is_ok(), "cached on A");
+    // On B: sign out everywhere. A hears nothing (no push channel here: a lost push).
+    b.revoke_all(
+        &UserId::from("alice"),
+        RevokeScope::All,
+        None,
+        RevocationReason::SignedOutEverywhere,
+        Actor::User,
+    )
+    .await
+    .unwrap();
+    let still = a.validate(token).await.expect("A's cache still says valid");
+    let refused = a
+        .grant_agent(
+            &still,
+            AgentId::from("bot"),
+            "Bot".into(),
+            ClientInfo::default(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(SessionError::GrantorGone)),
+        "{refused:?}"
+    );
+    assert!(
+        b.list(&UserId::from("alice")).await.unwrap().is_empty(),
+        "no agent was made"
+    );
+
+    // The same with a revoke-all that kept the granting session (revoke-all-but-current
+    // of another kind): the epoch moved, so its grants are refused too.
+    let s = login(&a, "bob").await;
+    let kept = s.session.clone();
+    b.revoke_all(
+        &UserId::from("bob"),
+        RevokeScope::All,
+        Some(kept.id()),
+        RevocationReason::PasswordReset,
+        Actor::User,
+    )
+    .await
+    .unwrap();
+    let refused = a
+        .grant_agent(
+            &kept,
+            AgentId::from("bot"),
+            "Bot".into(),
+            ClientInfo::default(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(SessionError::GrantorGone)),
+        "{refused:?}"
+    );
+    // A fresh session, issued after the revoke-all, may grant.
+    let fresh = login(&a, "bob").await.session;
+    a.grant_agent(
+        &fresh,
+        AgentId::from("bot"),
+        "Bot".into(),
+        ClientInfo::default(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Activity writes run under a bound: with one permit, a burst of sessions due for a write
+/// at once makes at most one write in flight; the rest are skipped and made later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touches_run_under_a_bound() {
+    let clock = clock();
+    let store = FaultyStore::new(MemoryStore::new());
+    let config = SessionConfig::new()
+        .with_touch_interval(Duration::from_secs(10))
+        .unwrap()
+        .with_max_concurrent_touches(1);
+    let m = manager_on(store.clone(), config, &clock);
+    let mut tokens = Vec::new();
+    for i in 0..20 {
+        tokens.push(login(&m, &format!("t{i}")).await.token);
+    }
+    clock.advance(Duration::from_secs(11));
+    store.set_hanging(true);
+    for t in &tokens {
+        assert!(m.validate(t.expose().as_bytes()).await.is_ok());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        store.calls.touch.load(Ordering::SeqCst),
+        1,
+        "one write in flight, the others skipped"
+    );
+}
+
+/// The manager's `Debug` shows no key, token, IP or user agent.
+#[tokio::test]
+async fn debug_prints_no_secret() {
+    let clock = clock();
+    let m = manager_on(Arc::new(MemoryStore::new()), SessionConfig::new(), &clock);
+    let issued = m
+        .issue(
+            Principal::user("alice"),
+            ClientInfo {
+                user_agent: Some("SecretBrowser/1.0".into()),
+                ip: Some("198.51.100.77".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let debug = format!("{m:?} {:?} {:?}", issued.session, issued.token);
+    for secret in [
+        issued.token.expose(),
+        "SecretBrowser",
+        "198.51.100.77",
+        &hex::encode([7u8; 32]),
+    ] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+}
