@@ -206,9 +206,9 @@ check_server() { # variant label: checks the body once (and the 401 without a se
 
 serve() { # variant label [log name]: start_server, a same-sized ignored cookie for a sessionless variant, check_server
     start_server "$1" "${3:-$1}"
-    # The sessionless variants get a cookie too, shaped like ours (`session=` and 108 base64url
+    # The sessionless variants get a cookie too, shaped like ours (`__Host-session=` and 108 base64url
     # characters) and ignored, so every variant reads and parses requests of the same size.
-    sessionless "$1" && COOKIE="session=$(head -c 81 /dev/urandom | base64 -w0 | tr '+/' '-_')"
+    sessionless "$1" && COOKIE="__Host-session=$(head -c 81 /dev/urandom | base64 -w0 | tr '+/' '-_')"
     check_server "$1" "$2"
 }
 
@@ -452,7 +452,7 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     echo "- Load: wrk $WRK_VERSION, \`-t1 -c$CONNECTIONS -d$DURATION --latency\` after a $WARMUP warm-up, pinned to CPU $WRK_CPU; the server (one worker thread) pinned to CPU $SERVER_CPU"
     echo "- Handler: \`GET /\` answers the session's user id (\`bench-user\`, an owned string in every variant); the bare variants answer it without any session check"
     echo "- Beyond the issue's variants: \`axum-identity-layer\` is the bare handler under a layer that does nothing, through \`Router::layer\` (what axum itself charges for any layer); \`axum-ours-memory-wrapped\` is our layer around the whole \`Router\`; \`axum-ours-memory-handler\` is our layer on the handler alone (\`Handler::layer\`)."
-    echo "- Requests carry the variant's session cookie; the bare and identity-layer variants get an ignored cookie of the same size as ours (\`session=\` + 108 characters), so the difference is the check alone. The peers send their own cookies (tower-sessions: \`id=\` + 22 characters)."
+    echo "- Requests carry the variant's session cookie; the bare and identity-layer variants get an ignored cookie of the same size as ours (\`__Host-session=\` + 108 characters), so the difference is the check alone. The peers send their own cookies (tower-sessions: \`id=\` + 22 characters)."
     if ((${#ROWS[@]})); then
         echo
         table

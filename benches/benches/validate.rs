@@ -267,7 +267,10 @@ fn bench_binding(c: &mut Criterion, rt: &Runtime) {
             .expect("issue a session");
         let gate = SessionGate::new(manager);
         let mut req = http::Request::get("/me")
-            .header("cookie", format!("session={}", issued.token.expose()))
+            .header(
+                "cookie",
+                format!("__Host-session={}", issued.token.expose()),
+            )
             .header("user-agent", UA)
             .body(())
             .expect("a request");

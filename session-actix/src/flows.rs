@@ -49,7 +49,7 @@
 //! let response = test::call_service(&app, req).await;
 //! assert_eq!(response.status(), 303);
 //! assert_eq!(response.headers().get("location").unwrap(), "/home");
-//! assert!(response.headers().get("set-cookie").unwrap().to_str()?.starts_with("session="));
+//! assert!(response.headers().get("set-cookie").unwrap().to_str()?.starts_with("__Host-session="));
 //! # Ok(())
 //! # }
 //! ```

@@ -8,7 +8,8 @@
 //!   never idled out. Default 60 s.
 //! - Staleness bound 30 s: the longest a node may serve a cached "valid" answer without
 //!   hearing from the store, so a lost push delays a revocation by at most that much.
-//! - Cookies: `HttpOnly`, `Secure`, `SameSite=Lax`, `Path=/`, the strict defaults.
+//! - Cookies: `__Host-session`, `HttpOnly`, `Secure`, `SameSite=Lax`, `Path=/`, the strict
+//!   defaults.
 
 use std::time::Duration;
 
@@ -338,10 +339,25 @@ impl Default for CookieConfig {
 }
 
 impl CookieConfig {
-    /// `session`, `Path=/`, `HttpOnly`, `Secure`, `SameSite=Lax`, `Max-Age` the session TTL.
+    /// `__Host-session`, `Path=/`, `HttpOnly`, `Secure`, `SameSite=Lax`, `Max-Age` the
+    /// session TTL: the strictest cookie a browser keeps. To share it with subdomains, or to
+    /// send it over plain http in development, first name it without the `__Host-` prefix.
+    ///
+    /// ```
+    /// use session_core::CookieConfig;
+    ///
+    /// let c = CookieConfig::new();
+    /// assert_eq!(c.name(), "__Host-session");
+    /// assert!(c.clone().with_secure(false).is_err(), "the prefix needs Secure");
+    ///
+    /// // Local development over http: a plain name, then no `Secure`.
+    /// let dev = c.with_name("session")?.with_secure(false)?;
+    /// assert_eq!(dev.name(), "session");
+    /// # Ok::<(), session_core::ConfigError>(())
+    /// ```
     pub fn new() -> Self {
         let mut c = Self {
-            name: "session".into(),
+            name: "__Host-session".into(),
             path: "/".into(),
             domain: None,
             secure: true,
@@ -353,7 +369,7 @@ impl CookieConfig {
         c
     }
 
-    /// The cookie's name. Default `session`.
+    /// The cookie's name. Default `__Host-session`.
     ///
     /// # Errors
     ///
@@ -378,17 +394,18 @@ impl CookieConfig {
 
     /// Prefixes the name with `__Host-`, which browsers only accept with `Secure`,
     /// `Path=/` and no `Domain`: this sets those, and a later setter that would break them
-    /// is an error. A sibling subdomain cannot then set or shadow the cookie. Off by
-    /// default (the example apps turn it on whenever the cookie is `Secure`).
+    /// is an error. A sibling subdomain cannot then set or shadow the cookie. The default
+    /// name has it; this puts it back on a name chosen with [`with_name`](Self::with_name).
     ///
     /// ```
     /// use session_core::CookieConfig;
     ///
-    /// let c = CookieConfig::new().with_host_prefix();
-    /// assert_eq!(c.name(), "__Host-session");
+    /// let c = CookieConfig::new().with_name("sid")?.with_host_prefix();
+    /// assert_eq!(c.name(), "__Host-sid");
     /// assert!(c.clone().with_secure(false).is_err());
     /// assert!(c.clone().with_domain("example.com").is_err());
     /// assert!(c.with_path("/app").is_err());
+    /// # Ok::<(), session_core::ConfigError>(())
     /// ```
     pub fn with_host_prefix(mut self) -> Self {
         if !self.name.starts_with("__Host-") {
@@ -420,7 +437,7 @@ impl CookieConfig {
         }
         if self.host_prefixed() && path != "/" {
             return Err(ConfigError::Invalid(
-                "cookie path: a __Host- cookie needs Path=/",
+                "cookie path: a __Host- cookie needs Path=/; name it without the prefix first",
             ));
         }
         self.path = path;
@@ -441,7 +458,7 @@ impl CookieConfig {
         }
         if self.host_prefixed() {
             return Err(ConfigError::Invalid(
-                "cookie domain: a __Host- cookie has none",
+                "cookie domain: a __Host- cookie has none; name it without the prefix first",
             ));
         }
         self.domain = Some(domain);
@@ -458,7 +475,7 @@ impl CookieConfig {
     pub fn with_secure(mut self, secure: bool) -> Result<Self, ConfigError> {
         if self.host_prefixed() && !secure {
             return Err(ConfigError::Invalid(
-                "cookie secure: a __Host- cookie needs Secure",
+                "cookie secure: a __Host- cookie needs Secure; name it without the prefix first",
             ));
         }
         self.secure = secure;
@@ -540,9 +557,11 @@ mod tests {
         let c = CookieConfig::new();
         assert_eq!(
             c.removal(),
-            "session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+            "__Host-session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
         );
         let c = CookieConfig::new()
+            .with_name("session")
+            .unwrap()
             .with_secure(false)
             .unwrap()
             .with_domain("example.com")
@@ -558,6 +577,8 @@ mod tests {
     #[test]
     fn host_prefix_forces_secure_root_path_and_no_domain() {
         let c = CookieConfig::new()
+            .with_name("session")
+            .unwrap()
             .with_secure(false)
             .unwrap()
             .with_domain("example.com")
@@ -568,6 +589,21 @@ mod tests {
             c.removal(),
             "__Host-session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
         );
+    }
+
+    #[test]
+    fn the_default_cookie_is_host_prefixed_and_keeps_its_rules() {
+        let c = CookieConfig::new();
+        assert_eq!(c.name(), "__Host-session");
+        for err in [
+            c.clone().with_secure(false).unwrap_err(),
+            c.clone().with_domain("example.com").unwrap_err(),
+            c.clone().with_path("/app").unwrap_err(),
+        ] {
+            assert!(err.to_string().contains("__Host-"), "{err}");
+        }
+        let plain = c.with_name("session").unwrap();
+        assert!(plain.with_domain("example.com").is_ok());
     }
 
     #[test]

@@ -53,7 +53,7 @@
 //!     .await?;
 //! assert_eq!(response.status(), StatusCode::SEE_OTHER);
 //! assert_eq!(response.headers()["location"], "/home");
-//! assert!(response.headers()["set-cookie"].to_str()?.starts_with("session="));
+//! assert!(response.headers()["set-cookie"].to_str()?.starts_with("__Host-session="));
 //! # Ok(())
 //! # }
 //! ```

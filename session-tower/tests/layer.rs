@@ -33,7 +33,7 @@ use session_core::{
 use session_tower::{SessionLayer, ValidSession};
 use tower::{ServiceBuilder, ServiceExt};
 
-const DELETE_DEFAULT: &str = "session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
+const DELETE_DEFAULT: &str = "__Host-session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
 const MISSING: &str = r#"{"error":"session_missing"}"#;
 const INVALID: &str = r#"{"error":"session_invalid"}"#;
 const EXPIRED: &str = r#"{"error":"session_expired"}"#;
@@ -291,7 +291,11 @@ fn plain() -> Request<Full<Bytes>> {
 }
 
 fn with_cookie(token: &str) -> Request<Full<Bytes>> {
-    request(Method::GET, "/", &[(COOKIE, &format!("session={token}"))])
+    request(
+        Method::GET,
+        "/",
+        &[(COOKIE, &format!("__Host-session={token}"))],
+    )
 }
 
 fn with_bearer(token: &str) -> Request<Full<Bytes>> {
@@ -453,7 +457,7 @@ async fn deleting_cookie_default_config_exact() {
     assert_eq!(
         reply.all(SET_COOKIE),
         [
-            "session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+            "__Host-session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
         ]
     );
 }
@@ -465,6 +469,8 @@ async fn deleting_cookie_keeps_name_path_domain_and_secure() {
     let cases = [
         (
             CookieConfig::new()
+                .with_name("session")
+                .unwrap()
                 .with_domain("example.com")
                 .unwrap()
                 .with_path("/app")
@@ -473,6 +479,8 @@ async fn deleting_cookie_keeps_name_path_domain_and_secure() {
         ),
         (
             CookieConfig::new()
+                .with_name("session")
+                .unwrap()
                 .with_secure(false)
                 .unwrap()
                 .with_domain("example.com")
@@ -501,7 +509,11 @@ async fn deleting_cookie_keeps_name_path_domain_and_secure() {
             expected,
         );
         // A malformed token is cleared the same way.
-        let reply = call(&gate, with_cookie("garbage")).await;
+        let reply = call(
+            &gate,
+            with_raw_cookie(HeaderValue::from_static("session=garbage")),
+        )
+        .await;
         reply.assert_refused(
             StatusCode::UNAUTHORIZED,
             INVALID,
@@ -543,7 +555,7 @@ async fn deleting_cookie_uses_the_configured_name() {
         MISSING,
         None,
         Some("Bearer"),
-        "session= on a sid gate",
+        "__Host-session= on a sid gate",
     );
 }
 
@@ -641,7 +653,7 @@ async fn token_as_both_cookie_and_bearer_is_session_invalid() {
             Method::GET,
             "/",
             &[
-                (COOKIE, &format!("session={token}")),
+                (COOKIE, &format!("__Host-session={token}")),
                 (AUTHORIZATION, &format!("Bearer {token}")),
             ],
         );
@@ -670,7 +682,7 @@ async fn other_authorization_schemes_are_not_ours() {
         "/",
         &[
             (AUTHORIZATION, "Basic YWxpY2U6eA=="),
-            (COOKIE, &format!("session={token}")),
+            (COOKIE, &format!("__Host-session={token}")),
         ],
     );
     call(&gate, req).await.assert_alice("basic and cookie");
@@ -737,7 +749,7 @@ async fn failing_store_html_navigation_is_503_not_a_login_redirect() {
         "/page",
         &[
             (ACCEPT, BROWSER_ACCEPT),
-            (COOKIE, &format!("session={token}")),
+            (COOKIE, &format!("__Host-session={token}")),
         ],
     );
     let reply = call(&gate, req).await;
@@ -786,7 +798,8 @@ async fn malformed_input_never_reaches_the_store() {
         (
             "two session cookies, one header".into(),
             with_raw_cookie(
-                HeaderValue::from_str(&format!("session={token}; session={token}")).unwrap(),
+                HeaderValue::from_str(&format!("__Host-session={token}; __Host-session={token}"))
+                    .unwrap(),
             ),
             INVALID,
         ),
@@ -796,7 +809,7 @@ async fn malformed_input_never_reaches_the_store() {
                 let mut req = with_cookie(&token);
                 req.headers_mut().append(
                     COOKIE,
-                    HeaderValue::from_str(&format!("session={token}")).unwrap(),
+                    HeaderValue::from_str(&format!("__Host-session={token}")).unwrap(),
                 );
                 req
             },
@@ -804,12 +817,12 @@ async fn malformed_input_never_reaches_the_store() {
         ),
         (
             "name differs in case".into(),
-            with_raw_cookie(HeaderValue::from_str(&format!("Session={token}")).unwrap()),
+            with_raw_cookie(HeaderValue::from_str(&format!("__host-session={token}")).unwrap()),
             MISSING,
         ),
         (
             "name percent-encoded".into(),
-            with_raw_cookie(HeaderValue::from_str(&format!("sess%69on={token}")).unwrap()),
+            with_raw_cookie(HeaderValue::from_str(&format!("__Host-sess%69on={token}")).unwrap()),
             MISSING,
         ),
         (
@@ -819,7 +832,7 @@ async fn malformed_input_never_reaches_the_store() {
         ),
         (
             "non-UTF-8 session value".into(),
-            with_raw_cookie(HeaderValue::from_bytes(b"session=\xff\xfe; y=1").unwrap()),
+            with_raw_cookie(HeaderValue::from_bytes(b"__Host-session=\xff\xfe; y=1").unwrap()),
             INVALID,
         ),
         (
@@ -985,7 +998,7 @@ fn axum_app(gate: SessionGate) -> Router {
 async fn axum_call(app: &Router, uri: &str, cookie: Option<&str>) -> Reply {
     let mut req = Request::get(uri);
     if let Some(token) = cookie {
-        req = req.header(COOKIE, format!("session={token}"));
+        req = req.header(COOKIE, format!("__Host-session={token}"));
     }
     let res = app
         .clone()
@@ -1069,7 +1082,7 @@ async fn axum_extractor_without_the_layer_is_a_500() {
 async fn html_navigation_is_redirected_to_login_with_the_cookie_cleared() {
     let fx = Fixture::new();
     let revoked = fx.revoked_login().await;
-    let cookie = format!("session={revoked}");
+    let cookie = format!("__Host-session={revoked}");
     for (name, gate) in fx.gates() {
         let gate = gate.with_login_redirect("/login");
 
@@ -1167,7 +1180,7 @@ async fn without_login_redirect_html_navigation_is_a_401() {
             "/page?a=1",
             &[
                 (ACCEPT, BROWSER_ACCEPT),
-                (COOKIE, &format!("session={revoked}")),
+                (COOKIE, &format!("__Host-session={revoked}")),
             ],
         ),
     )

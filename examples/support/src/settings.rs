@@ -166,10 +166,11 @@ impl Settings {
             Some(v) => return Err(format!("SESSION_COOKIE_SECURE={v:?}: true or false")),
         };
         let cookie = if secure {
-            CookieConfig::new().with_host_prefix()
+            CookieConfig::new()
         } else {
             CookieConfig::new()
-                .with_secure(false)
+                .with_name("session")
+                .and_then(|c| c.with_secure(false))
                 .map_err(|e| format!("SESSION_COOKIE_SECURE: {e}"))?
         };
         let config = Self::config(&var)?;

@@ -39,7 +39,7 @@ impl SessionGate {
     /// let reply = gate.sign_in(epoch, alice, ClientInfo::default(), Some("//evil.example"), None).await;
     /// assert_eq!(reply.status, 303);
     /// assert_eq!(reply.header("location").unwrap(), "/", "not an open redirect");
-    /// assert!(reply.header("set-cookie").unwrap().to_str()?.starts_with("session="));
+    /// assert!(reply.header("set-cookie").unwrap().to_str()?.starts_with("__Host-session="));
     /// # Ok(())
     /// # }
     /// ```

@@ -127,7 +127,7 @@ struct Context {
 ///
 /// // A cross-site form post with a cookie: 403 before the cookie is looked at.
 /// let req = http::Request::post("/logout")
-///     .header("cookie", "session=x")
+///     .header("cookie", "__Host-session=x")
 ///     .header("origin", "https://evil.example")
 ///     .body(())
 ///     .unwrap();
@@ -665,7 +665,7 @@ mod binding_tests {
         b = if bearer {
             b.header("authorization", format!("Bearer {token}"))
         } else {
-            b.header("cookie", format!("session={token}"))
+            b.header("cookie", format!("__Host-session={token}"))
         };
         let mut req = b.body(()).unwrap();
         req.extensions_mut()
