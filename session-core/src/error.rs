@@ -23,6 +23,14 @@ pub enum ConfigError {
     /// A cookie name with characters a cookie name cannot hold.
     #[error("invalid cookie name")]
     CookieName,
+    /// An environment variable that is unset or unusable: its name and what is wrong.
+    #[error("{var}: {problem}")]
+    Env {
+        /// The variable's name.
+        var: String,
+        /// What is wrong with it, and what to do.
+        problem: String,
+    },
 }
 
 /// The store could not answer. Becomes a 503, never a 401: an outage signs no one out.

@@ -66,7 +66,7 @@ pub use error::{ConfigError, SessionError, StoreError};
 pub use events::{EventId, EventType, SessionEvent};
 pub use gate::{
     Admission, ClientIp, GateCheck, GateMode, MIDDLEWARE_MISSING, PendingLoad, RequestHead,
-    SessionGate, extract_session, local_redirect,
+    SessionGate, extract_session, local_redirect, sign_in_notice,
 };
 pub use http;
 pub use manager::SessionManager;

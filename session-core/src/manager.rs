@@ -87,6 +87,14 @@ impl SessionManager {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
+        if keys.is_random() && store.is_persistent() {
+            tracing::warn!(
+                store = ?store,
+                "random session keys with a persistent store: every session becomes invalid \
+                 when this process restarts, and other nodes refuse this one's tokens; read the \
+                 keys with KeySet::from_env (generate one with `session-admin keys generate`)"
+            );
+        }
         let cache = SessionCache::new(
             config.cache_capacity,
             config.cache_ttl(),

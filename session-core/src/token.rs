@@ -55,11 +55,41 @@ pub enum TokenError {
 }
 
 /// The keys of a deployment: the first signs new tokens, all of them verify.
+///
+/// Every node that shares a store needs the same keys, and they must outlive a restart,
+/// or every cookie becomes `session_invalid`: read them from the environment
+/// ([`KeySet::from_env`]). [`KeySet::random`] is for tests and one-process demos on the
+/// memory store; [`SessionManager::new`](crate::SessionManager::new) warns when it meets
+/// a persistent store.
+///
+/// ```
+/// use session_core::KeySet;
+///
+/// // Generate a key once (or run `session-admin keys generate`) and keep it secret.
+/// let key = KeySet::generate_key();
+/// assert_eq!(key.len(), 43); // 32 bytes, base64url without padding
+///
+/// // Rotation: the new key first (it signs), the old one after it (it still verifies).
+/// let old = KeySet::from_base64_list(&key)?;
+/// let rotated = KeySet::from_base64_list(&format!("{},{key}", KeySet::generate_key()))?;
+/// let token = old.issue().token;
+/// assert!(rotated.verify(token.expose().as_bytes()).is_ok());
+///
+/// // From the environment, in one call.
+/// # unsafe { std::env::set_var("DOC_SESSION_KEYS", &key) };
+/// let keys = KeySet::from_env("DOC_SESSION_KEYS")?;
+/// assert!(keys.verify(token.expose().as_bytes()).is_ok());
+/// assert!(KeySet::from_env("DOC_UNSET_VARIABLE").is_err());
+/// assert!(KeySet::from_env_or_random("DOC_UNSET_VARIABLE")?.is_random());
+/// # Ok::<(), session_core::ConfigError>(())
+/// ```
 #[derive(Clone)]
 pub struct KeySet {
     /// One keyed HMAC per key, its inner and outer pads hashed once here; each MAC clones
     /// one (see [`keyed`] and [`token_mac`]).
     macs: Vec<HmacSha256>,
+    /// Made by [`KeySet::random`]: dies with the process.
+    random: bool,
 }
 
 /// HMAC-SHA256 (RFC 2104) keyed with `key`: the state every MAC under that key starts from.
@@ -102,7 +132,65 @@ impl KeySet {
         if macs.is_empty() {
             return Err(ConfigError::NoKeys);
         }
-        Ok(Self { macs })
+        Ok(Self {
+            macs,
+            random: false,
+        })
+    }
+
+    /// Reads keys in the [`from_base64_list`](Self::from_base64_list) format from the
+    /// environment variable `var` (for example `SESSION_KEYS`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Env`] naming `var` when it is unset, not Unicode, or not a key list.
+    pub fn from_env(var: &str) -> Result<Self, ConfigError> {
+        let env = |problem: String| ConfigError::Env {
+            var: var.to_owned(),
+            problem,
+        };
+        match std::env::var(var) {
+            Ok(list) => Self::from_base64_list(&list).map_err(|e| env(e.to_string())),
+            Err(std::env::VarError::NotPresent) => Err(env(
+                "not set; generate a key with `session-admin keys generate` (or \
+                 `KeySet::generate_key()`) and give the same one to every node"
+                    .to_owned(),
+            )),
+            Err(std::env::VarError::NotUnicode(_)) => Err(env("not Unicode".to_owned())),
+        }
+    }
+
+    /// As [`from_env`](Self::from_env), but [`random`](Self::random) keys when `var` is
+    /// unset, with a warning: for a first run on one machine. A set but unusable `var` is
+    /// still an error.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env), except for an unset `var`.
+    pub fn from_env_or_random(var: &str) -> Result<Self, ConfigError> {
+        if std::env::var_os(var).is_some() {
+            return Self::from_env(var);
+        }
+        tracing::warn!(
+            "{var} is not set: using a random session key, so every session ends when this \
+             process does; generate a key with `session-admin keys generate`"
+        );
+        Ok(Self::random())
+    }
+
+    /// A new random 256-bit key in the format [`from_base64_list`](Self::from_base64_list)
+    /// and [`from_env`](Self::from_env) read: 43 base64url characters.
+    #[must_use]
+    pub fn generate_key() -> String {
+        let mut key = [0u8; 32];
+        fill_random(&mut key);
+        URL_SAFE_NO_PAD.encode(key)
+    }
+
+    /// Whether these keys came from [`KeySet::random`], and so die with the process.
+    #[must_use]
+    pub fn is_random(&self) -> bool {
+        self.random
     }
 
     /// Parses the `SESSION_KEYS` format: comma-separated base64url keys, padding optional.
@@ -128,12 +216,17 @@ impl KeySet {
         Self::new(keys)
     }
 
-    /// A fresh random 256-bit key, good for one process only (tokens die with it).
+    /// A fresh random 256-bit key, good for one process only: its tokens die with it. For
+    /// tests and demos on the memory store; anything else reads its keys with
+    /// [`from_env`](Self::from_env).
     #[must_use]
     pub fn random() -> Self {
         let mut key = [0u8; 32];
         fill_random(&mut key);
-        Self::new([key]).expect("32 bytes is long enough")
+        Self {
+            macs: vec![keyed(&key)],
+            random: true,
+        }
     }
 
     /// Issues a new token for a new random session id.

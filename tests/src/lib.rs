@@ -244,8 +244,30 @@ impl App {
     ///
     /// As [`App::spawn`].
     pub fn spawn_with(binary_name: &str, envs: &[(&str, &str)], unset: &[&str]) -> Self {
+        Self::spawn_inner(binary_name, envs, unset, None)
+    }
+
+    /// Like [`App::spawn`], with `dir` as the working directory (for programs that keep
+    /// files beside them, such as the README's SQLite database).
+    ///
+    /// # Panics
+    ///
+    /// As [`App::spawn`].
+    pub fn spawn_in(binary_name: &str, dir: &Path, envs: &[(&str, &str)]) -> Self {
+        Self::spawn_inner(binary_name, envs, &[], Some(dir))
+    }
+
+    fn spawn_inner(
+        binary_name: &str,
+        envs: &[(&str, &str)],
+        unset: &[&str],
+        dir: Option<&Path>,
+    ) -> Self {
         let binary = ensure_built(binary_name);
         let mut command = Command::new(&binary);
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
         for name in CONTRACT_ENV {
             command.env_remove(name);
         }
@@ -498,6 +520,16 @@ impl Browser {
             user_agent: user_agent.to_owned(),
             token: None,
             cookie_name: COOKIE_NAME.to_owned(),
+        }
+    }
+
+    /// This browser, jar and all, talking to the app at `base_url` (the same app restarted
+    /// on another port).
+    #[must_use]
+    pub fn pointed_at(&self, base_url: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            ..self.clone()
         }
     }
 

@@ -45,10 +45,12 @@ impl Notice {
             Self::Disabled => ("error", "This account is deactivated."),
             Self::Revoked => (
                 "info",
-                "You were signed out because this session was ended from another device \
-                 or by an administrator. Please sign in again.",
+                session_core::sign_in_notice(Some("session_revoked"))?,
             ),
-            Self::Expired => ("info", "Your session expired. Please sign in again."),
+            Self::Expired => (
+                "info",
+                session_core::sign_in_notice(Some("session_expired"))?,
+            ),
         })
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 
 pub use head::{ClientIp, RequestHead};
-pub use redirect::local_redirect;
+pub use redirect::{local_redirect, sign_in_notice};
 
 use crate::config::CookieConfig;
 use crate::error::ConfigError;

@@ -35,6 +35,31 @@ pub fn local_redirect(target: Option<&str>) -> &str {
     }
 }
 
+/// What a login page tells the user about the `reason` the login redirect added
+/// ([`SessionGate::with_login_redirect`](crate::SessionGate::with_login_redirect)), in
+/// words; `None` for no reason or one it does not know (the parameter comes from the URL, so
+/// it is never shown as it stands).
+///
+/// ```
+/// use session_core::sign_in_notice;
+///
+/// assert_eq!(sign_in_notice(Some("session_expired")), Some("Your session expired. Please sign in again."));
+/// assert!(sign_in_notice(Some("session_revoked")).unwrap().contains("another device"));
+/// assert_eq!(sign_in_notice(Some("<script>")), None);
+/// assert_eq!(sign_in_notice(None), None);
+/// ```
+#[must_use]
+pub fn sign_in_notice(reason: Option<&str>) -> Option<&'static str> {
+    match reason? {
+        "session_revoked" => Some(
+            "You were signed out because this session was ended from another device \
+             or by an administrator. Please sign in again.",
+        ),
+        "session_expired" => Some("Your session expired. Please sign in again."),
+        _ => None,
+    }
+}
+
 /// `login?return_to=PATH[&reason=CODE]`, the place a refused navigation is sent.
 pub(crate) fn login_location(login: &str, path: &str, reason: Option<&str>) -> String {
     let sep = if login.contains('?') { '&' } else { '?' };

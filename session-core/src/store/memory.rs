@@ -153,6 +153,10 @@ impl MemoryStore {
 
 #[async_trait]
 impl SessionStore for MemoryStore {
+    fn is_persistent(&self) -> bool {
+        false
+    }
+
     async fn user_state(&self, user_id: &UserId) -> Result<UserState, StoreError> {
         let inner = self.lock();
         Ok(UserState {

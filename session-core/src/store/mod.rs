@@ -354,4 +354,10 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     fn push_messages(&self) -> Option<broadcast::Receiver<PushMessage>> {
         None
     }
+
+    /// Whether sessions outlive the process (every store but the memory store). Random
+    /// keys on such a store are a mistake: the manager warns at start-up.
+    fn is_persistent(&self) -> bool {
+        true
+    }
 }

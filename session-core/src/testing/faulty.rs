@@ -261,4 +261,8 @@ impl<S: SessionStore> SessionStore for FaultyStore<S> {
     fn push_messages(&self) -> Option<broadcast::Receiver<PushMessage>> {
         self.inner.push_messages()
     }
+
+    fn is_persistent(&self) -> bool {
+        self.inner.is_persistent()
+    }
 }
