@@ -47,6 +47,9 @@ Examples:
   session-admin audit --user alice --limit 20
   session-admin purge --json";
 
+/// The heading of the options every command takes.
+const GLOBAL: &str = "Store and output (any command)";
+
 /// `session-admin`: the arguments.
 #[derive(Parser)]
 #[command(
@@ -55,8 +58,7 @@ Examples:
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = "Run `session-admin help COMMAND` for a command's options.",
-    after_long_help = EXAMPLES,
-    propagate_version = true
+    after_long_help = EXAMPLES
 )]
 pub struct Cli {
     /// The sessions' store: sqlite://PATH, redis://HOST:PORT[/DB], rediss://…,
@@ -66,7 +68,8 @@ pub struct Cli {
         env = "SESSION_STORE",
         hide_env_values = true,
         value_name = "URL",
-        global = true
+        global = true,
+        help_heading = GLOBAL
     )]
     pub store: Option<String>,
 
@@ -77,17 +80,24 @@ pub struct Cli {
         env = "SESSION_KEYS",
         hide_env_values = true,
         value_name = "KEYS",
-        global = true
+        global = true,
+        help_heading = GLOBAL
     )]
     pub keys: Option<String>,
 
     /// Print JSON for scripts instead of tables and sentences
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
     /// Seconds to wait for the store, to connect and for each call (bulk operations may
     /// take 30 times as long)
-    #[arg(long, value_name = "SECS", default_value = "5", global = true)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "5",
+        global = true,
+        help_heading = GLOBAL
+    )]
     pub timeout: String,
 
     /// What to do.
@@ -111,10 +121,8 @@ impl fmt::Debug for Cli {
 }
 
 impl Cli {
-    /// What must never be printed: the store URL's password and the keys. [`main`]'s
-    /// error line and the log output mask them ([`crate::connect::mask`]).
-    ///
-    /// [`main`]: https://docs.rs/session-admin
+    /// What must never be printed: the store URL's password and the keys. The binary's
+    /// error line and log output mask them ([`crate::connect::mask`]).
     #[must_use]
     pub fn secrets(&self) -> Vec<String> {
         let mut secrets = self
@@ -651,9 +659,14 @@ async fn execute(
                 });
                 out.write_all(output::json(&doc).as_bytes())?;
             } else if dry_run {
+                let verb = if matched.matched == 1 {
+                    "matches"
+                } else {
+                    "match"
+                };
                 writeln!(
                     out,
-                    "{} match; nothing revoked (dry run).",
+                    "{} {verb}; nothing revoked (dry run).",
                     output::count(matched.matched, "active session", "active sessions")
                 )?;
             } else {
@@ -738,7 +751,10 @@ async fn execute(
                 admin.purge().await?
             };
             if json {
-                let doc = json!({ "sessions": purged.sessions, "events": purged.events });
+                let doc = output::PurgedView {
+                    sessions: purged.sessions,
+                    events: purged.events,
+                };
                 out.write_all(output::json(&doc).as_bytes())?;
             } else {
                 writeln!(

@@ -309,6 +309,15 @@ pub fn event_row(e: &SessionEvent) -> Vec<String> {
     ]
 }
 
+/// What `purge --json` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PurgedView {
+    /// Session records deleted.
+    pub sessions: u64,
+    /// Events deleted.
+    pub events: u64,
+}
+
 /// `value` as one pretty-printed JSON document, ending in `\n`.
 #[must_use]
 pub fn json<T: Serialize + ?Sized>(value: &T) -> String {
