@@ -13,7 +13,7 @@ use session_core::store::Retention;
 use session_core::{EventId, RevocationReason, SessionFilter, UserId};
 use time::OffsetDateTime;
 
-use crate::connect::{ConnectOptions, StoreUrl};
+use crate::connect::{ConnectError, ConnectOptions, SHARED, StoreUrl};
 use crate::error::Error;
 use crate::ops::{Admin, AdminOptions, EventsPage};
 use crate::output;
@@ -565,14 +565,19 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, Error> {
 /// The store URL from `--store` / `SESSION_STORE`, refusing what the tool cannot reach.
 fn store_url(given: Option<&str>) -> Result<StoreUrl, Error> {
     let given = given.map(str::trim).filter(|s| !s.is_empty());
-    let url = StoreUrl::parse(given.ok_or(Error::NoStore)?).map_err(|e| Error::Connect {
-        url: "the store".into(),
-        source: e,
+    let url = StoreUrl::parse(given.ok_or(Error::NoStore)?).map_err(|e| {
+        Error::Usage(match e {
+            ConnectError::UnknownKind(kind) => {
+                format!("--store: unknown store kind {kind:?}: use {SHARED}")
+            }
+            ConnectError::MissingPath => "--store sqlite://PATH: the path is missing".into(),
+            _ => format!("--store: not a store URL: use {SHARED}"),
+        })
     })?;
     match &url {
-        StoreUrl::Memory => Err(Error::Usage(
-            "--store memory: that store lives inside each app process, out of this tool's reach; give the shared store's URL (sqlite://, redis://, postgres://)".into(),
-        )),
+        StoreUrl::Memory => Err(Error::Usage(format!(
+            "--store memory: that store lives inside each app process, out of this tool's reach; use {SHARED}"
+        ))),
         StoreUrl::Sqlite(path) if !path.is_file() => Err(Error::Usage(format!(
             "{url}: no such file (the tool opens an existing store, it does not create one)"
         ))),

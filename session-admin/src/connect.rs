@@ -34,7 +34,11 @@ use session_postgres::PostgresStore;
 use session_redis::RedisStore;
 use session_sqlite::SqliteStore;
 
-/// What a store URL must look like, for error messages.
+/// The shared stores' URLs, for error messages.
+pub const SHARED: &str =
+    "sqlite://PATH, redis://HOST:PORT (or rediss://) or postgres://USER@HOST/DB";
+
+/// Every URL [`connect`] accepts, for error messages.
 pub const ACCEPTED: &str =
     "use memory, sqlite://PATH, redis://HOST:PORT (or rediss://) or postgres://USER@HOST/DB";
 
@@ -55,9 +59,16 @@ pub enum StoreUrl {
 /// Why a store could not be opened. The message is one line and holds no password.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// The URL names no store this crate knows, or is malformed.
-    #[error("{0}")]
-    BadUrl(String),
+    /// Not a URL (no `://`) nor `memory`.
+    #[error("not a store URL: {ACCEPTED}")]
+    NotAUrl,
+    /// A scheme that names no store this crate knows (the scheme, cleaned up for
+    /// printing).
+    #[error("unknown store kind {0:?}: {ACCEPTED}")]
+    UnknownKind(String),
+    /// `sqlite://` without a path.
+    #[error("sqlite://PATH: the path is missing")]
+    MissingPath,
     /// The store refused, failed, or is not what the URL says.
     #[error("{kind} store: {source}")]
     Store {
@@ -154,7 +165,8 @@ impl OpenedStore {
 ///
 /// # Errors
 ///
-/// [`ConnectError::BadUrl`] for a URL that names no store; [`ConnectError::Store`] when the
+/// [`ConnectError::NotAUrl`], [`ConnectError::UnknownKind`] or
+/// [`ConnectError::MissingPath`] for a URL that names no store; [`ConnectError::Store`] when the
 /// store cannot be opened.
 pub async fn connect(url: &str) -> Result<OpenedStore, ConnectError> {
     StoreUrl::parse(url)?.open(ConnectOptions::new()).await
@@ -166,27 +178,24 @@ impl StoreUrl {
     ///
     /// # Errors
     ///
-    /// [`ConnectError::BadUrl`], naming the scheme (never the rest of the URL).
+    /// [`ConnectError::NotAUrl`], [`ConnectError::UnknownKind`] (naming the scheme, never the
+    /// rest of the URL), [`ConnectError::MissingPath`].
     pub fn parse(url: &str) -> Result<Self, ConnectError> {
         let url = url.trim();
         if url == "memory" {
             return Ok(Self::Memory);
         }
         let Some((scheme, rest)) = url.split_once("://") else {
-            return Err(ConnectError::BadUrl(format!("not a store URL: {ACCEPTED}")));
+            return Err(ConnectError::NotAUrl);
         };
         match scheme {
-            "sqlite" if rest.is_empty() => Err(ConnectError::BadUrl(
-                "sqlite://PATH: the path is missing".to_owned(),
-            )),
+            "sqlite" if rest.is_empty() => Err(ConnectError::MissingPath),
             "sqlite" => Ok(Self::Sqlite(PathBuf::from(rest))),
             "redis" | "rediss" => Ok(Self::Redis(url.to_owned())),
             "postgres" | "postgresql" => Ok(Self::Postgres(url.to_owned())),
             other => {
                 let shown: String = other.chars().take(20).filter(|c| !c.is_control()).collect();
-                Err(ConnectError::BadUrl(format!(
-                    "unknown store kind {shown:?}: {ACCEPTED}"
-                )))
+                Err(ConnectError::UnknownKind(shown))
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use session_core::{ConfigError, SessionError};
 
-use crate::connect::{ACCEPTED, ConnectError};
+use crate::connect::{ConnectError, SHARED};
 
 /// Why a command failed. `Display` is one line, and holds no password, key or token.
 /// Every kind exits with status 2 ([`Error::EXIT_STATUS`]).
@@ -14,7 +14,7 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     /// Neither `--store` nor `SESSION_STORE`.
-    #[error("no store: give --store URL or set SESSION_STORE ({ACCEPTED})")]
+    #[error("no store: give --store URL or set SESSION_STORE (use {SHARED})")]
     NoStore,
     /// A revocation asked for without the deployment's keys.
     #[error(

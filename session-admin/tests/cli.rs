@@ -869,6 +869,8 @@ fn a_bad_url_is_one_line_and_status_2() {
         &[("SESSION_STORE", "127.0.0.1:6379")],
     );
     bad.fails_with("not a store URL");
+    // The tool cannot use `memory`: it does not suggest it.
+    assert!(!bad.stderr.contains("memory"), "{bad:#?}");
     run(&["--store", "sqlite://", "purge"], &[]).fails_with("path is missing");
     run(
         &["--store", "sqlite:///no/such/dir/sessions.db", "purge"],
