@@ -382,6 +382,9 @@ fn cursor(option: &str, text: Option<&String>) -> Result<Option<EventId>, Error>
     }
 }
 
+/// The longest retention: 100 years.
+const MAX_DAYS: u64 = 100 * 365;
+
 fn days(n: u64) -> Duration {
     Duration::from_secs(n.saturating_mul(86_400))
 }
@@ -454,7 +457,17 @@ fn plan(command: &Command, now: OffsetDateTime) -> Result<Plan, Error> {
                 before: cursor("--before", a.before.as_ref())?,
             }
         }
-        Command::Purge(_) => Plan::Purge,
+        Command::Purge(a) => {
+            for (option, days) in [
+                ("--keep-sessions", a.keep_sessions),
+                ("--keep-events", a.keep_events),
+            ] {
+                if days > MAX_DAYS {
+                    return Err(Error::Usage(format!("{option}: at most {MAX_DAYS} days")));
+                }
+            }
+            Plan::Purge
+        }
     })
 }
 
@@ -886,6 +899,10 @@ mod tests {
             (&["sessions", "revoke", "nope"], "session id"),
             (&["events", "tail", "--type", "login"], "--type"),
             (&["audit", "--user", "a", "--limit", "0"], "--limit"),
+            (
+                &["purge", "--keep-events", "99999"],
+                "--keep-events: at most 36500 days",
+            ),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(says), "{args:?}: {err}");
