@@ -416,37 +416,24 @@ async fn revoke_for_reset(gate: &SessionGate, user: &UserId) -> Result<usize, Se
 /// The `error` code of a body that cannot be parsed (422).
 pub const INVALID_BODY: &str = codes::INVALID_BODY;
 
-/// Opens the store `SESSION_STORE` names, with the users kept beside it.
+/// Opens the store `SESSION_STORE` names (through [`session_admin::connect::connect`], the
+/// one place that maps a URL to a store, shared with the `session-admin` tool), with the
+/// users kept beside it: in the SQLite file, the PostgreSQL database or the Redis.
 ///
 /// # Errors
 ///
 /// A message naming `SESSION_STORE` when the kind is unknown or the store cannot be opened.
 pub async fn open_store(url: &str) -> Result<(Arc<dyn SessionStore>, Users), String> {
-    let failed = |e: session_core::StoreError| format!("SESSION_STORE: {e}");
-    if url == "memory" {
-        Ok((Arc::new(MemoryStore::new()), Users::in_memory()))
-    } else if let Some(path) = url.strip_prefix("sqlite://") {
-        let store = session_sqlite::SqliteStore::open(path)
-            .await
-            .map_err(failed)?;
-        let users = Users::sqlite(store.pool().clone()).await?;
-        Ok((Arc::new(store), users))
-    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-        let store = session_redis::RedisStore::connect(url)
-            .await
-            .map_err(failed)?;
-        Ok((Arc::new(store), Users::redis(url).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = session_postgres::PostgresStore::connect(url)
-            .await
-            .map_err(failed)?;
-        store.migrate().await.map_err(failed)?;
-        let users = Users::postgres(store.pool().clone()).await?;
-        Ok((Arc::new(store), users))
-    } else {
-        Err(
-            "SESSION_STORE: use memory, sqlite://PATH, redis://HOST:PORT or postgres://…"
-                .to_owned(),
-        )
-    }
+    use session_admin::OpenedStore;
+
+    let opened = session_admin::connect::connect(url)
+        .await
+        .map_err(|e| format!("SESSION_STORE: {e}"))?;
+    let users = match &opened {
+        OpenedStore::Memory(_) => Users::in_memory(),
+        OpenedStore::Sqlite(store) => Users::sqlite(store.pool().clone()).await?,
+        OpenedStore::Redis(_) => Users::redis(url).await?,
+        OpenedStore::Postgres(store) => Users::postgres(store.pool().clone()).await?,
+    };
+    Ok((opened.into_shared(), users))
 }
