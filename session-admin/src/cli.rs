@@ -159,6 +159,17 @@ pub enum Command {
     Audit(Audit),
     /// Delete ended (revoked or expired) sessions and old events past their retention
     Purge(Purge),
+    /// Session keys (SESSION_KEYS)
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new random 256-bit key, base64url, for SESSION_KEYS (no store needed). To
+    /// rotate, put it first: SESSION_KEYS=NEW,OLD
+    Generate,
 }
 
 /// `sessions …`.
@@ -468,6 +479,7 @@ fn plan(command: &Command, now: OffsetDateTime) -> Result<Plan, Error> {
             }
             Plan::Purge
         }
+        Command::Keys(_) => return Err(Error::Usage("`keys` needs no store".into())),
     })
 }
 
@@ -532,6 +544,15 @@ async fn confirm(question: String) -> Result<bool, Error> {
 ///
 /// Any [`Error`]; the binary prints it on one line and exits with status 2.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, Error> {
+    if let Command::Keys(KeysCommand::Generate) = cli.command {
+        let key = session_core::KeySet::generate_key();
+        if cli.json {
+            writeln!(out, "{}", json!({ "key": key }))?;
+        } else {
+            writeln!(out, "{key}")?;
+        }
+        return Ok(Outcome::Done);
+    }
     let timeout = parse::timeout(&cli.timeout)?;
     let now = OffsetDateTime::now_utc();
     let plan = plan(&cli.command, now)?;

@@ -1482,3 +1482,19 @@ async fn a_running_node_drops_what_the_tool_revokes_postgres() {
     let scratch = postgres_scratch(&url).await;
     push_reaches_a_running_node(&scratch.url).await;
 }
+
+/// `keys generate` needs no store: a fresh key each time, that the apps take as
+/// `SESSION_KEYS`.
+#[test]
+fn keys_generate_prints_a_key_the_apps_accept() {
+    let first = run(&["keys", "generate"], &[]).ok().trim().to_owned();
+    let second = run(&["keys", "generate"], &[]).ok().trim().to_owned();
+    assert_ne!(first, second);
+    for key in [&first, &second] {
+        assert_eq!(key.len(), 43, "{key}");
+        session_core::KeySet::from_base64_list(key).expect("a usable key");
+    }
+    let json = run(&["--json", "keys", "generate"], &[]).json();
+    let key = json["key"].as_str().expect("{\"key\": …}");
+    session_core::KeySet::from_base64_list(key).expect("a usable key");
+}

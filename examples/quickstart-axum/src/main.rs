@@ -64,7 +64,7 @@ async fn logout_everywhere(State(gate): State<SessionGate>, ValidSession(s): Val
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt::init();
+    tracing_subscriber::fmt().with_env_filter("info").init(); // start-up warnings included
     // SESSION_KEYS: a key from `session-admin keys generate`, the same on every node. Unset:
     // a random key, which dies with the process and all its sessions (you get a warning).
     let keys = KeySet::from_env_or_random("SESSION_KEYS")?;
