@@ -67,7 +67,12 @@ pub fn routes(table: RouteTable) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-/// [`routes`] of the self-service table: `/me`, `/sessions`, … and the sessions page.
+/// [`routes`] of the self-service table: `/me`, `/agent/me`, `/logout`, `/sessions`,
+/// `/sessions/{id}`, `/sessions/revoke-others`, `/sessions/revoke-all`, `/agents`,
+/// `/agents/{agent_id}` and the sessions page `/account/sessions` with its forms, each under
+/// the service's prefix ([`SelfService::with_prefix`]). actix serves a path from the first
+/// resource registered for it, so a route of yours at one of these paths, registered
+/// earlier, hides ours without a word: mount them under a prefix (`with_prefix("/auth")`).
 pub fn self_service(service: SelfService) -> impl FnOnce(&mut web::ServiceConfig) {
     routes(service.routes())
 }

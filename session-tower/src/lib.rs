@@ -46,7 +46,7 @@ pub use future::ResponseFuture;
 pub use layer::SessionLayer;
 pub use response::{rejection_response, reply_response};
 #[cfg(feature = "selfservice")]
-pub use router::{routes, self_service};
+pub use router::{mount, routes, self_service};
 pub use service::SessionService;
 #[cfg(feature = "selfservice")]
 pub use session_selfservice;

@@ -76,7 +76,61 @@ where
     router
 }
 
-/// [`routes`] of the self-service table: `/me`, `/sessions`, … and the sessions page.
+/// Merges the routes of `table` into `app`, saying what to do when one of them clashes
+/// with a route of the app's: where axum's `Router::merge` panics with "Overlapping method
+/// route", this panics (at start-up, while the router is built) naming the path and how to
+/// mount the session routes under a prefix.
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::{Router, routing::get};
+/// use session_core::{KeySet, MemoryStore, SessionConfig, SessionGate, SessionManager};
+/// use session_selfservice::SelfService;
+///
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default())?;
+/// let service = SelfService::new(SessionGate::new(manager));
+/// let app: Router = Router::new().route("/me", get(|| async { "the app's own /me" }));
+///
+/// let mount = || session_tower::mount(app.clone(), service.routes());
+/// let clash = std::panic::catch_unwind(std::panic::AssertUnwindSafe(mount));
+/// let message = clash.unwrap_err().downcast::<String>().unwrap();
+/// assert!(message.contains("/me") && message.contains("with_prefix"), "{message}");
+///
+/// // Under a prefix, both live.
+/// let _app = session_tower::mount(app, service.with_prefix("/auth").routes());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Panics
+///
+/// When a route of `table` has the method and path of one of `app`'s, or as [`routes`].
+pub fn mount<S>(app: Router<S>, table: RouteTable) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let ours = routes(table);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| app.merge(ours))) {
+        Ok(router) => router,
+        Err(payload) => {
+            let axum_says = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("a route clash");
+            panic!(
+                "the session routes clash with the app's own ({axum_says}): mount them under a \
+                 prefix, `SelfService::new(gate).with_prefix(\"/auth\")` or \
+                 `RouteTable::with_prefix(\"/auth\")`, or rename your route"
+            )
+        }
+    }
+}
+
+/// [`routes`] of the self-service table: `/me`, `/agent/me`, `/logout`, `/sessions`,
+/// `/sessions/{id}`, `/sessions/revoke-others`, `/sessions/revoke-all`, `/agents`,
+/// `/agents/{agent_id}` and the sessions page `/account/sessions` with its forms, each under
+/// the service's prefix ([`SelfService::with_prefix`]). Beside routes of your own, merge
+/// with [`mount`], which names a clash.
 pub fn self_service<S>(service: SelfService) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
