@@ -50,6 +50,7 @@ pub mod events;
 pub mod extract;
 pub mod gate;
 mod manager;
+pub mod metrics;
 pub mod model;
 pub mod push;
 pub mod rejection;

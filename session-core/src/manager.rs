@@ -104,8 +104,9 @@ impl SessionManager {
             config.binding,
         );
         let (events, _) = broadcast::channel(config.event_capacity);
+        crate::metrics::describe();
         let inner = Arc::new(Inner {
-            store,
+            store: Arc::new(crate::store::Observed::new(store)),
             push: PushCodec::new(keys.clone()),
             keys,
             touches: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_touches)),
@@ -131,7 +132,8 @@ impl SessionManager {
         &self.inner.config
     }
 
-    /// The store.
+    /// The store, as the manager calls it: every call through it is counted, timed and
+    /// traced (see [`crate::metrics`]).
     #[must_use]
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.inner.store
@@ -364,7 +366,7 @@ impl SessionManager {
         let now = self.inner.clock.unix_nanos();
         self.inner
             .cache
-            .get(token.id, now)
+            .lookup(token.id, now)
             .map(|cached| self.decide(token, cached, now))
     }
 
@@ -594,6 +596,9 @@ impl SessionManager {
     /// In force on this node at once, then pushed to the others, then handed to
     /// in-process subscribers.
     async fn after_revoke(&self, revoked: &[RevokedSession], change: &Change<'_>) {
+        if !revoked.is_empty() {
+            crate::metrics::count_revocations(change.reason, change.actor, revoked.len());
+        }
         for r in revoked {
             self.inner
                 .cache
@@ -868,6 +873,15 @@ impl SessionManager {
     pub fn apply_push(&self, msg: &PushMessage) -> Result<(), crate::push::Ignored> {
         self.inner.apply(msg)
     }
+
+    /// The push notice this node would publish for `ids`, sent at `sent_at_ms`.
+    #[cfg(test)]
+    pub(crate) fn push_notice(&self, ids: &[SessionId], sent_at_ms: i64) -> String {
+        self.inner
+            .push
+            .encode(ids, usize::MAX, sent_at_ms)
+            .remove(0)
+    }
 }
 
 impl Inner {
@@ -881,27 +895,47 @@ impl Inner {
     }
 
     fn apply(&self, msg: &PushMessage) -> Result<(), crate::push::Ignored> {
+        // Never the payload in a field: it is whatever someone published.
+        let span = tracing::debug_span!(
+            "session_push",
+            ids = tracing::field::Empty,
+            resync = tracing::field::Empty,
+        )
+        .entered();
+        let metrics = self.cache.metrics();
         match msg {
             PushMessage::Reconnected => {
+                span.record("resync", true);
+                metrics.push_resyncs.increment(1);
                 self.cache.resync();
                 Ok(())
             }
-            PushMessage::Payload(payload) => match self.push.decode(payload) {
-                Ok(notice) => {
-                    for id in &notice.ids {
-                        self.cache.forget(*id);
+            PushMessage::Payload(payload) => {
+                metrics.push_received.increment(1);
+                match self.push.decode(payload) {
+                    Ok(notice) => {
+                        let now_ms = self.clock.now().unix_timestamp_nanos() / 1_000_000;
+                        let lag_ms = (now_ms - i128::from(notice.sent_at_ms)).max(0);
+                        #[expect(clippy::cast_precision_loss, reason = "milliseconds of lag")]
+                        metrics.push_lag.record(lag_ms as f64 / 1000.0);
+                        span.record("ids", notice.ids.len());
+                        span.record("resync", notice.resync);
+                        for id in &notice.ids {
+                            self.cache.forget(*id);
+                        }
+                        if notice.resync {
+                            metrics.push_resyncs.increment(1);
+                            self.cache.resync();
+                        }
+                        Ok(())
                     }
-                    if notice.resync {
-                        self.cache.resync();
+                    Err(ignored) => {
+                        metrics.push_ignored.increment(1);
+                        tracing::debug!(reason = %ignored, "push message ignored");
+                        Err(ignored)
                     }
-                    Ok(())
                 }
-                Err(ignored) => {
-                    // Never the payload: it is whatever someone published.
-                    tracing::debug!(reason = %ignored, "push message ignored");
-                    Err(ignored)
-                }
-            },
+            }
         }
     }
 }

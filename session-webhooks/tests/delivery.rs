@@ -569,20 +569,26 @@ async fn metrics_count_attempts_failures_backlog_and_lag_by_host() {
     let host = "{host=127.0.0.1}";
     let sum = |name: &str| -> f64 { recorded.values(&format!("{name}{host}")).iter().sum() };
     assert_eq!(
-        sum("webhook_attempts_total"),
+        sum("session_webhook_attempts_total"),
         receiver.deliveries().len() as f64
     );
-    assert_eq!(sum("webhook_failures_total"), 2.0);
-    assert_eq!(sum("webhook_given_up_total"), 0.0);
-    let lags = recorded.values(&format!("webhook_delivery_lag_seconds{host}"));
+    assert_eq!(sum("session_webhook_failures_total"), 2.0);
+    assert_eq!(sum("session_webhook_given_up_total"), 0.0);
+    let lags = recorded.values(&format!("session_webhook_delivery_lag_seconds{host}"));
     assert_eq!(lags.len(), expected.len());
     assert!(lags.iter().all(|&s| (0.0..60.0).contains(&s)), "{lags:?}");
-    let backlog = recorded.values(&format!("webhook_backlog{host}"));
+    let backlog = recorded.values(&format!("session_webhook_backlog{host}"));
     assert!(backlog.iter().any(|&n| n >= 1.0), "{backlog:?}");
     assert_eq!(backlog.last(), Some(&0.0));
-    // Only those names, only the host as a label.
+    // The worker's series (the session manager's own are there too): only the host as a
+    // label.
     let keys: Vec<String> = recorded.0.lock().unwrap().keys().cloned().collect();
-    assert!(keys.iter().all(|k| k.ends_with(host)), "{keys:?}");
+    let worker: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("session_webhook_"))
+        .collect();
+    assert!(worker.len() >= 4, "{keys:?}");
+    assert!(worker.iter().all(|k| k.ends_with(host)), "{keys:?}");
 }
 
 /// Shutting the handle down, or dropping it, releases the lease: another node takes over at

@@ -59,6 +59,7 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use crate::clock::Clock;
 use crate::error::StoreError;
+use crate::metrics::Handles;
 use crate::model::{SessionId, SessionRecord};
 use crate::store::SessionStore;
 use crate::token::VerifiedToken;
@@ -167,6 +168,22 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// `session_loads_in_flight` up while a load runs, down when it ends or is dropped.
+struct InFlightGauge<'a>(&'a metrics::Gauge);
+
+impl<'a> InFlightGauge<'a> {
+    fn up(gauge: &'a metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlightGauge<'_> {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 pub(crate) struct SessionCache<T: Table = DefaultTable> {
     table: T,
     stripes: Box<[Stripe]>,
@@ -177,6 +194,7 @@ pub(crate) struct SessionCache<T: Table = DefaultTable> {
     loads: Semaphore,
     deadline: Duration,
     binding: crate::binding::BindingPolicy,
+    metrics: Handles,
 }
 
 impl<T: Table> std::fmt::Debug for SessionCache<T> {
@@ -197,9 +215,11 @@ impl<T: Table> SessionCache<T> {
         clock: Arc<dyn Clock>,
         binding: crate::binding::BindingPolicy,
     ) -> Self {
+        let metrics = Handles::register();
         Self {
             binding,
-            table: T::with_capacity(capacity.max(1)),
+            table: T::with_capacity(capacity.max(1), metrics.evictions.clone()),
+            metrics,
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
             in_flight: Mutex::new(HashMap::new()),
             staleness: duration_nanos(staleness),
@@ -229,6 +249,28 @@ impl<T: Table> SessionCache<T> {
             Cached::Revoked { until } => now < *until,
         };
         trusted.then_some(hit)
+    }
+
+    /// The metrics handles of this cache and its manager's push channel.
+    pub(crate) fn metrics(&self) -> &Handles {
+        &self.metrics
+    }
+
+    /// [`Self::get`] for a request: counted as a hit or a miss.
+    pub(crate) fn lookup(&self, id: SessionId, now: i64) -> Option<Cached> {
+        let found = self.get(id, now);
+        if found.is_some() {
+            self.metrics.hits.increment(1);
+        } else {
+            self.metrics.misses.increment(1);
+        }
+        found
+    }
+
+    /// Reports the table's size after a change (never on a hit).
+    fn report_entries(&self) {
+        #[expect(clippy::cast_precision_loss, reason = "a gauge; exact below 2^53")]
+        self.metrics.entries.set(self.table.entry_count() as f64);
     }
 
     /// Whether an answer trusted until `until` still is at `now`: not after it, and not
@@ -293,6 +335,7 @@ impl<T: Table> SessionCache<T> {
             return;
         }
         self.table.insert(id, value);
+        self.report_entries();
     }
 
     async fn load_from_store(
@@ -306,6 +349,7 @@ impl<T: Table> SessionCache<T> {
                 .acquire()
                 .await
                 .map_err(|_| StoreError::Overloaded)?;
+            let _in_flight = InFlightGauge::up(&self.metrics.loads_in_flight);
             store.load(id).await
         })
         .await
@@ -343,6 +387,7 @@ impl<T: Table> SessionCache<T> {
         let _locked = stripe.lock();
         stripe.bump();
         self.table.insert(id, Cached::Revoked { until });
+        self.report_entries();
     }
 
     /// Forgets a session (a push said it was revoked elsewhere; the store has the detail).
@@ -351,6 +396,7 @@ impl<T: Table> SessionCache<T> {
         let _locked = stripe.lock();
         stripe.bump();
         self.table.remove(&id);
+        self.report_entries();
     }
 
     /// Drops every cached answer (the push channel may have missed messages).
@@ -360,6 +406,7 @@ impl<T: Table> SessionCache<T> {
             stripe.bump();
         }
         self.table.clear();
+        self.metrics.entries.set(0.0);
     }
 }
 

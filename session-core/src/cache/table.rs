@@ -31,8 +31,9 @@ pub(crate) type DefaultTable = QuickTable;
 /// A bounded concurrent map from session id to what the cache knows of it. Every method is
 /// synchronous and awaits nothing; `get` is the only one on a cache hit's path.
 pub(crate) trait Table: std::fmt::Debug + Send + Sync + 'static {
-    /// An empty table that holds at most `capacity` entries (at least one).
-    fn with_capacity(capacity: u64) -> Self;
+    /// An empty table that holds at most `capacity` entries (at least one), counting each
+    /// entry it evicts to stay within that in `evictions`.
+    fn with_capacity(capacity: u64, evictions: metrics::Counter) -> Self;
     /// The entry for `id`, counted as a use by the eviction policy.
     fn get(&self, id: &SessionId) -> Option<Cached>;
     /// The entry for `id`, without counting as a use where the backend allows it.
@@ -43,6 +44,9 @@ pub(crate) trait Table: std::fmt::Debug + Send + Sync + 'static {
     fn remove(&self, id: &SessionId);
     /// Removes every entry; no entry inserted before the call is seen after it returns.
     fn clear(&self);
+    /// About how many entries the table holds, without any housekeeping (moka's count
+    /// lags its pending work): for the `session_cache_entries` gauge.
+    fn entry_count(&self) -> u64;
     /// How many entries the table holds. moka counts lazily, so its table first runs the
     /// housekeeping still pending (eviction included).
     #[cfg(test)]
@@ -52,7 +56,8 @@ pub(crate) trait Table: std::fmt::Debug + Send + Sync + 'static {
 /// The default backend: `moka::sync::Cache`.
 ///
 /// Configured for a cheap hit: no expiry policy (no timer wheel, nothing rescheduled on a
-/// read), no weigher, no eviction listener, no invalidation closures. What is left on a
+/// read), no weigher, no invalidation closures. Its one eviction listener counts evictions
+/// for capacity; moka calls it from housekeeping, never from the lookup itself. What is left on a
 /// read is moka's clock reading, the lookup, a clone of the value (an enum holding an
 /// `Arc`) and a record in moka's bounded read log. Once the log is full enough or a short
 /// interval has passed, the reading thread replays it into the access-order queue (under
@@ -74,10 +79,15 @@ impl std::fmt::Debug for MokaTable {
 }
 
 impl Table for MokaTable {
-    fn with_capacity(capacity: u64) -> Self {
+    fn with_capacity(capacity: u64, evictions: metrics::Counter) -> Self {
         Self(
             moka::sync::Cache::builder()
                 .max_capacity(capacity.max(1))
+                .eviction_listener(move |_, _, cause| {
+                    if cause == moka::notification::RemovalCause::Size {
+                        evictions.increment(1);
+                    }
+                })
                 .build_with_hasher(FxBuildHasher),
         )
     }
@@ -105,6 +115,10 @@ impl Table for MokaTable {
         self.0.invalidate_all();
     }
 
+    fn entry_count(&self) -> u64 {
+        self.0.entry_count()
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.0.run_pending_tasks();
@@ -116,8 +130,28 @@ impl Table for MokaTable {
 /// entry weighing one.
 #[cfg(feature = "quick-cache")]
 pub(crate) struct QuickTable(
-    quick_cache::sync::Cache<SessionId, Cached, quick_cache::UnitWeighter, FxBuildHasher>,
+    quick_cache::sync::Cache<
+        SessionId,
+        Cached,
+        quick_cache::UnitWeighter,
+        FxBuildHasher,
+        Evictions,
+    >,
 );
+
+/// quick_cache's hook on eviction: counts it.
+#[cfg(feature = "quick-cache")]
+#[derive(Clone, Debug)]
+pub(crate) struct Evictions(metrics::Counter);
+
+#[cfg(feature = "quick-cache")]
+impl quick_cache::Lifecycle<SessionId, Cached> for Evictions {
+    type RequestState = ();
+
+    fn on_evict(&self, (): &mut (), _: SessionId, _: Cached) {
+        self.0.increment(1);
+    }
+}
 
 #[cfg(feature = "quick-cache")]
 impl std::fmt::Debug for QuickTable {
@@ -130,14 +164,14 @@ impl std::fmt::Debug for QuickTable {
 
 #[cfg(feature = "quick-cache")]
 impl Table for QuickTable {
-    fn with_capacity(capacity: u64) -> Self {
+    fn with_capacity(capacity: u64, evictions: metrics::Counter) -> Self {
         let capacity = capacity.max(1);
         Self(quick_cache::sync::Cache::with(
             usize::try_from(capacity).unwrap_or(usize::MAX),
             capacity,
             quick_cache::UnitWeighter,
             FxBuildHasher,
-            quick_cache::sync::DefaultLifecycle::default(),
+            Evictions(evictions),
         ))
     }
 
@@ -159,6 +193,10 @@ impl Table for QuickTable {
 
     fn clear(&self) {
         self.0.clear();
+    }
+
+    fn entry_count(&self) -> u64 {
+        u64::try_from(self.0.len()).unwrap_or(u64::MAX)
     }
 
     #[cfg(test)]
@@ -191,7 +229,7 @@ mod tests {
     /// The contract every backend keeps: what is inserted is read back, replaced, removed,
     /// and gone after a clear, at once.
     fn keeps_the_contract<T: Table>() {
-        let t = T::with_capacity(100);
+        let t = T::with_capacity(100, metrics::Counter::noop());
         assert!(t.get(&id(1)).is_none());
         t.insert(id(1), revoked(10));
         assert_eq!(until(t.get(&id(1))), Some(10));
@@ -215,7 +253,7 @@ mod tests {
     /// A hit hands out the same `CachedSession` (an `Arc` clone), not a copy.
     fn shares_live_entries<T: Table>() {
         use crate::model::Principal;
-        let t = T::with_capacity(10);
+        let t = T::with_capacity(10, metrics::Counter::noop());
         let (record, _) = crate::testing::suite::record(
             Principal::user("alice"),
             crate::testing::suite::now_ms(),
@@ -236,7 +274,7 @@ mod tests {
 
     /// The capacity bounds the entries (after moka's pending housekeeping).
     fn stays_within_capacity<T: Table>() {
-        let t = T::with_capacity(50);
+        let t = T::with_capacity(50, metrics::Counter::noop());
         for n in 0..200u8 {
             let mut bytes = [0; 16];
             bytes[0] = n;

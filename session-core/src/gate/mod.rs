@@ -96,6 +96,8 @@ pub struct PendingLoad {
     optional: bool,
     /// The request's risk-binding fingerprint (0 when binding is off or unknown).
     fingerprint: u32,
+    /// The request's `session_check` span, closed when [`SessionGate::finish`] decides.
+    span: tracing::Span,
 }
 
 #[derive(Clone, Debug)]
@@ -154,6 +156,7 @@ struct GateInner {
     origins: origin::Origins,
     rejection_body: Option<crate::rejection::RejectionBody>,
     binding: crate::binding::BindingPolicy,
+    outcomes: crate::metrics::Outcomes,
 }
 
 impl std::fmt::Debug for GateInner {
@@ -188,6 +191,7 @@ impl SessionGate {
                 retry_after_secs: 1,
                 origins: origin::Origins::default(),
                 rejection_body: None,
+                outcomes: crate::metrics::Outcomes::register(),
             }),
         }
     }
@@ -376,7 +380,32 @@ impl SessionGate {
 
     /// The first step for a request: the cross-site rule, then the token, then the cache.
     /// Allocates nothing on a cache hit.
+    ///
+    /// Each request is counted in `session_requests_total` once decided, and traced in a
+    /// `session_check` span (level debug; fields `outcome` and `cache`, never the token).
     pub fn check(&self, req: &impl RequestHead, mode: GateMode) -> GateCheck {
+        let span = tracing::debug_span!(
+            "session_check",
+            outcome = tracing::field::Empty,
+            cache = tracing::field::Empty,
+        );
+        let check = self.check_in(req, mode, &span);
+        if let GateCheck::Decided(admission) = &check {
+            self.settle(&span, admission);
+        }
+        check
+    }
+
+    /// Counts a decided request and notes its outcome in its span.
+    fn settle(&self, span: &tracing::Span, admission: &Admission) {
+        let code = match admission {
+            Admission::Admit(_) => None,
+            Admission::AdmitWithout(r) | Admission::Refuse(r) => Some(r.code()),
+        };
+        span.record("outcome", self.inner.outcomes.count(code));
+    }
+
+    fn check_in(&self, req: &impl RequestHead, mode: GateMode, span: &tracing::Span) -> GateCheck {
         let presented = find_token(
             req.header_values("cookie"),
             req.header_values("authorization"),
@@ -412,35 +441,44 @@ impl SessionGate {
         let fingerprint = self.fingerprint(source, req);
         match manager.validate_cached(&verified) {
             Some(answer) => {
+                span.record("cache", "hit");
                 let answer = answer
                     .and_then(|s| Self::transport_fits(source, s))
                     .and_then(|s| self.bound(s, fingerprint))
                     .map_err(|denial| self.reject(denial, source, req));
                 GateCheck::Decided(Self::admission(answer, mode.optional))
             }
-            None => GateCheck::NeedsLoad(PendingLoad {
-                token: verified,
-                ctx: Context {
-                    source,
-                    navigation: self.navigation(req).map(str::to_owned),
-                },
-                optional: mode.optional,
-                fingerprint,
-            }),
+            None => {
+                span.record("cache", "miss");
+                GateCheck::NeedsLoad(PendingLoad {
+                    token: verified,
+                    ctx: Context {
+                        source,
+                        navigation: self.navigation(req).map(str::to_owned),
+                    },
+                    optional: mode.optional,
+                    fingerprint,
+                    span: span.clone(),
+                })
+            }
         }
     }
 
     /// The second step, when [`GateCheck::NeedsLoad`] said the store must be asked.
     pub async fn finish(&self, pending: PendingLoad) -> Admission {
+        use tracing::Instrument as _;
         let answer = self
             .inner
             .manager
             .validate_loaded(&pending.token)
+            .instrument(pending.span.clone())
             .await
             .and_then(|s| Self::transport_fits(pending.ctx.source, s))
             .and_then(|s| self.bound(s, pending.fingerprint))
             .map_err(|denial| self.rejection(denial, &pending.ctx));
-        Self::admission(answer, pending.optional)
+        let admission = Self::admission(answer, pending.optional);
+        self.settle(&pending.span, &admission);
+        admission
     }
 
     /// The request's risk-binding fingerprint: 0 (nothing to compare) unless binding is on

@@ -16,6 +16,7 @@
 
 mod filter;
 mod memory;
+mod observed;
 
 use std::fmt;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use tokio::sync::broadcast;
 
 pub use filter::{BadNetwork, IpRange, SessionFilter, ip_key};
 pub use memory::MemoryStore;
+pub(crate) use observed::Observed;
 
 use crate::error::StoreError;
 use crate::events::{AuditQuery, EventId, EventQuery, SessionEvent};

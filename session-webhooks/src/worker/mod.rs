@@ -77,7 +77,7 @@
 //!   to the backoff's max. After two failures in a row the receiver is taken to be down:
 //!   retries then go one at a time, as probes, and the first success sends every waiting
 //!   retry at once. An event is given up (logged as an error with its id, counted in
-//!   `webhook_given_up_total`) only once it has failed and the horizon has passed since its
+//!   `session_webhook_given_up_total`) only once it has failed and the horizon has passed since its
 //!   first attempt ([`with_horizon`](WebhookWorker::with_horizon), 3 days by default).
 //! - **At least once**: the cursor (the id just before the oldest event neither delivered
 //!   nor given up) is saved in the store, at most 100 ms after it moves. A worker that
@@ -104,9 +104,9 @@
 //! Tracing: a `webhook_worker` span (the URL's scheme, host and port, and the node id),
 //! `info` for the lease, `warn` for failed attempts (event id, attempt, status or error,
 //! next retry), `error` for events given up. Metrics, through the `metrics` facade, each
-//! with a `host` label (the URL's host): `webhook_attempts_total`,
-//! `webhook_failures_total`, `webhook_given_up_total` (counters), `webhook_backlog`
-//! (gauge: events read and not yet delivered), `webhook_delivery_lag_seconds` (histogram:
+//! with a `host` label (the URL's host): `session_webhook_attempts_total`,
+//! `session_webhook_failures_total`, `session_webhook_given_up_total` (counters), `session_webhook_backlog`
+//! (gauge: events read and not yet delivered), `session_webhook_delivery_lag_seconds` (histogram:
 //! from the event to its delivery). Without a recorder installed they cost next to nothing.
 //!
 //! # Security
@@ -461,23 +461,23 @@ impl WebhookWorker {
 
 fn describe_metrics() {
     metrics::describe_counter!(
-        "webhook_attempts_total",
+        "session_webhook_attempts_total",
         "Webhook delivery attempts (requests sent)."
     );
     metrics::describe_counter!(
-        "webhook_failures_total",
+        "session_webhook_failures_total",
         "Webhook attempts that failed: a non-2xx answer, or none."
     );
     metrics::describe_counter!(
-        "webhook_given_up_total",
+        "session_webhook_given_up_total",
         "Webhook events given up after the retry horizon."
     );
     metrics::describe_gauge!(
-        "webhook_backlog",
+        "session_webhook_backlog",
         "Webhook events read from the log and not yet delivered."
     );
     metrics::describe_histogram!(
-        "webhook_delivery_lag_seconds",
+        "session_webhook_delivery_lag_seconds",
         metrics::Unit::Seconds,
         "From an event to its delivery."
     );

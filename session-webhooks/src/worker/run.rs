@@ -360,7 +360,7 @@ impl Worker {
             }
             let id = entry.event.id.clone();
             let payload = entry.payload.clone().expect("encoded above");
-            metrics::counter!("webhook_attempts_total", "host" => self.endpoint.host.clone())
+            metrics::counter!("session_webhook_attempts_total", "host" => self.endpoint.host.clone())
                 .increment(1);
             tracing::debug!(event_id = %id, attempt = launch.attempt, "delivering webhook");
             let handle = run.tasks.spawn(deliver(self.target.clone(), id, payload));
@@ -397,7 +397,7 @@ impl Worker {
                 run.schedule.succeeded(seq);
                 #[allow(clippy::cast_precision_loss)]
                 let lag = (unix_nanos() - occurred_at.unix_timestamp_nanos()).max(0) as f64 / 1e9;
-                metrics::histogram!("webhook_delivery_lag_seconds", "host" => host.clone())
+                metrics::histogram!("session_webhook_delivery_lag_seconds", "host" => host.clone())
                     .record(lag);
                 tracing::debug!(event_id = %id, attempt, status = status.as_u16(), "webhook delivered");
                 return;
@@ -409,7 +409,7 @@ impl Worker {
             Outcome::Unreachable(error) => (true, None, error),
             Outcome::Unsendable(error) => (false, None, error.to_owned()),
         };
-        metrics::counter!("webhook_failures_total", "host" => host.clone()).increment(1);
+        metrics::counter!("session_webhook_failures_total", "host" => host.clone()).increment(1);
         let failure = run.schedule.failed(seq, now, receiver, retry_after);
         match failure.retry_in {
             Some(delay) => tracing::warn!(
@@ -429,12 +429,13 @@ impl Worker {
     fn backlog(&self, pending: usize) {
         #[allow(clippy::cast_precision_loss)]
         let pending = pending as f64;
-        metrics::gauge!("webhook_backlog", "host" => self.endpoint.host.clone()).set(pending);
+        metrics::gauge!("session_webhook_backlog", "host" => self.endpoint.host.clone())
+            .set(pending);
     }
 
     fn gave_up(&self, ids: &[EventId]) {
         for id in ids {
-            metrics::counter!("webhook_given_up_total", "host" => self.endpoint.host.clone())
+            metrics::counter!("session_webhook_given_up_total", "host" => self.endpoint.host.clone())
                 .increment(1);
             tracing::error!(
                 event_id = %id,
