@@ -51,22 +51,9 @@ impl Store {
                 })
             }
             Kind::Redis => {
-                let Ok(base) = std::env::var("REDIS_URL") else {
-                    eprintln!("skipping: REDIS_URL is not set");
-                    return None;
-                };
                 // A database of its own (1..15), emptied first: scenarios run in parallel.
                 let db = 1 + NEXT_REDIS_DB.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 15;
-                let url = format!("{}/{db}", base.trim_end_matches('/'));
-                let client = redis::Client::open(url.as_str()).expect("a Redis URL");
-                let mut conn = client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .expect("REDIS_URL is set but Redis does not answer");
-                let _: () = redis::cmd("FLUSHDB")
-                    .query_async(&mut conn)
-                    .await
-                    .expect("FLUSHDB");
+                let url = session_conformance::fresh_redis_db(db).await?;
                 Some(Self { url, _dir: None })
             }
             Kind::Postgres => {

@@ -8,6 +8,7 @@
 pub mod openapi;
 mod pages;
 mod settings;
+pub mod telemetry;
 mod throttle;
 mod users;
 
@@ -77,15 +78,18 @@ impl std::fmt::Debug for PasswordResetForm {
     }
 }
 
-/// Start-up shared by both example binaries: logging (`RUST_LOG`, default `info`), the
-/// settings from the environment, and the app state. A bad setting prints one line naming
-/// the variable and exits with status 2, before the app listens.
+/// Start-up shared by both example binaries: logging (`RUST_LOG`, default `info`; each
+/// span's fields are logged when it closes), the metrics recorder, the settings from the
+/// environment, and the app state. A bad setting prints one line naming the variable and
+/// exits with status 2, before the app listens.
 pub async fn start(default_port: u16) -> (Settings, Demo) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .init();
+    telemetry::install();
     let exit = |e: String| -> ! {
         eprintln!("configuration error: {e}");
         std::process::exit(2);
@@ -341,11 +345,17 @@ impl Demo {
     }
 
     /// The routes both apps mount from the table: the self-service routes and page, the
-    /// password reset, the OpenAPI document, and (with `ADMIN_TOKEN`) the admin routes.
+    /// password reset, the OpenAPI document, and (with `ADMIN_TOKEN`) the admin routes and
+    /// `GET /metrics`.
     #[must_use]
     pub fn routes(&self) -> RouteTable {
         let table = openapi::document(self.table());
         let doc = openapi::openapi_json(&table);
+        let table = match self.settings.admin_token.clone() {
+            // Not in the document: it describes the JSON routes.
+            Some(token) => table.route(telemetry::route(token)),
+            None => table,
+        };
         table.route(Route::new(
             Method::GET,
             "/openapi.json",
