@@ -51,7 +51,7 @@ WRK_CPU=${WRK_CPU:-1}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
 PROFILE=${PROFILE:-release}
 FEATURES=${FEATURES:-}
-ALL_VARIANTS="axum-identity-layer axum-ours-memory axum-ours-redis axum-ours-memory-wrapped axum-ours-memory-handler axum-tower-sessions-memory axum-tower-sessions-moka axum-tower-sessions-redis actix-ours-memory actix-ours-redis actix-session-cookie actix-session-redis"
+ALL_VARIANTS="axum-identity-layer axum-ours-memory axum-ours-memory-metrics axum-ours-redis axum-ours-memory-wrapped axum-ours-memory-handler axum-tower-sessions-memory axum-tower-sessions-moka axum-tower-sessions-redis actix-ours-memory actix-ours-memory-metrics actix-ours-redis actix-session-cookie actix-session-redis"
 VARIANTS=${VARIANTS:-$ALL_VARIANTS}
 SIDE_BY_SIDE=${SIDE_BY_SIDE-axum-bare axum-identity-layer axum-ours-memory axum-ours-memory-wrapped actix-bare actix-ours-memory}
 PAIRS=${PAIRS:-4}
@@ -451,7 +451,7 @@ WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
     echo "- Our cache's table: $([[ $FEATURES == *quick-cache* ]] && echo quick_cache || echo moka)"
     echo "- Load: wrk $WRK_VERSION, \`-t1 -c$CONNECTIONS -d$DURATION --latency\` after a $WARMUP warm-up, pinned to CPU $WRK_CPU; the server (one worker thread) pinned to CPU $SERVER_CPU"
     echo "- Handler: \`GET /\` answers the session's user id (\`bench-user\`, an owned string in every variant); the bare variants answer it without any session check"
-    echo "- Beyond the issue's variants: \`axum-identity-layer\` is the bare handler under a layer that does nothing, through \`Router::layer\` (what axum itself charges for any layer); \`axum-ours-memory-wrapped\` is our layer around the whole \`Router\`; \`axum-ours-memory-handler\` is our layer on the handler alone (\`Handler::layer\`)."
+    echo "- Beyond the issue's variants: \`axum-identity-layer\` is the bare handler under a layer that does nothing, through \`Router::layer\` (what axum itself charges for any layer); \`axum-ours-memory-wrapped\` is our layer around the whole \`Router\`; \`axum-ours-memory-handler\` is our layer on the handler alone (\`Handler::layer\`); \`axum-ours-memory-metrics\` and \`actix-ours-memory-metrics\` are ours with a Prometheus recorder installed (every session metric recorded)."
     echo "- Requests carry the variant's session cookie; the bare and identity-layer variants get an ignored cookie of the same size as ours (\`__Host-session=\` + 108 characters), so the difference is the check alone. The peers send their own cookies (tower-sessions: \`id=\` + 22 characters)."
     if ((${#ROWS[@]})); then
         echo

@@ -6,6 +6,9 @@
 //! for one valid session of `bench-user`: ours issues it at start-up; for the peer crates
 //! the server logs itself in once through its own `GET /login` route. A request without a
 //! valid session gets 401, so every session variant measures a real check.
+//!
+//! `axum-ours-memory-metrics` and `actix-ours-memory-metrics` are those variants with a
+//! Prometheus recorder installed: what the session metrics cost once recorded.
 
 use std::error::Error;
 use std::io::{Read, Write};
@@ -39,6 +42,8 @@ const VARIANTS: &[&str] = &[
     "actix-ours-redis",
     "actix-session-cookie",
     "actix-session-redis",
+    "axum-ours-memory-metrics",
+    "actix-ours-memory-metrics",
 ];
 
 /// The key prefix of our Redis store, away from anything else in that Redis.
@@ -53,6 +58,20 @@ fn main() {
         );
         std::process::exit(2);
     }
+    // `…-metrics`: the same variant with a Prometheus recorder installed before the
+    // session manager is built, so every series is recorded (rendering is left out: a
+    // scrape's cost does not grow with requests).
+    let variant = match variant.strip_suffix("-metrics") {
+        Some(base) => {
+            if let Err(e) = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()
+            {
+                eprintln!("bench-server {variant}: {e}");
+                std::process::exit(1);
+            }
+            base.to_owned()
+        }
+        None => variant,
+    };
     let redis_url =
         std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let result = if variant.starts_with("axum-") {
