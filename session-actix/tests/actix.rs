@@ -224,7 +224,12 @@ async fn sign_out_everywhere_ends_every_session_and_agent() {
         .await
         .unwrap();
     let agent = m
-        .grant_agent(&here.session, "helper".into(), "Helper".into(), ClientInfo::default())
+        .grant_agent(
+            &here.session,
+            "helper".into(),
+            "Helper".into(),
+            ClientInfo::default(),
+        )
         .await
         .unwrap();
     let bob = m
@@ -286,7 +291,12 @@ async fn the_middleware_answers_each_case() {
         .await
         .unwrap();
     let agent = m
-        .grant_agent(&alice.session, "helper".into(), "Helper".into(), ClientInfo::default())
+        .grant_agent(
+            &alice.session,
+            "helper".into(),
+            "Helper".into(),
+            ClientInfo::default(),
+        )
         .await
         .unwrap();
     let revoked = m
