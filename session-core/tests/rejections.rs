@@ -10,15 +10,13 @@
 //! The adapters' own tests check that they copy a [`Rejection`] into their response
 //! faithfully; what the rejection says is settled here, once.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Method, Request};
-use session_core::testing::{FaultyStore, never_issued};
+use session_core::testing::{TwoNodes, never_issued};
 use session_core::{
-    Actor, Admission, ClientInfo, Clock, CookieConfig, GateCheck, GateMode, KeySet, ManualClock,
-    MemoryStore, Principal, Rejection, RevocationReason, SessionConfig, SessionGate,
-    SessionManager, SystemClock,
+    Actor, Admission, ClientInfo, CookieConfig, GateCheck, GateMode, Principal, Rejection,
+    RevocationReason, SessionConfig, SessionGate, SessionManager,
 };
 
 const DELETE_DEFAULT: &str = "__Host-session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
@@ -183,14 +181,15 @@ fn headers(rejection: &Rejection) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-type Store = Arc<FaultyStore<MemoryStore>>;
-
 /// One store, one clock, and two managers over them (see the module docs).
-struct Fixture {
-    store: Store,
-    clock: ManualClock,
-    issuer: SessionManager,
-    cold: SessionManager,
+struct Fixture(TwoNodes);
+
+impl std::ops::Deref for Fixture {
+    type Target = TwoNodes;
+
+    fn deref(&self) -> &TwoNodes {
+        &self.0
+    }
 }
 
 impl Fixture {
@@ -199,20 +198,7 @@ impl Fixture {
     }
 
     fn with_config(config: SessionConfig) -> Self {
-        let store = FaultyStore::new(MemoryStore::new());
-        let keys = KeySet::new([[7u8; 32]]).unwrap();
-        let clock = ManualClock::new(SystemClock.now());
-        let manager = |keys| {
-            SessionManager::with_clock(store.clone(), keys, config.clone(), Arc::new(clock.clone()))
-                .unwrap()
-        };
-        let (issuer, cold) = (manager(keys.clone()), manager(keys));
-        Self {
-            store,
-            clock,
-            issuer,
-            cold,
-        }
+        Self(TwoNodes::new(config))
     }
 
     /// Both gates, named for assertion messages, shaped by `f`.

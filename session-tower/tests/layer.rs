@@ -24,11 +24,10 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use session_core::testing::{FaultyStore, forged, never_issued};
+use session_core::testing::{TwoNodes, forged, never_issued};
 use session_core::{
-    Actor, Admission, ClientInfo, Clock, CookieConfig, GateCheck, GateMode, KeySet, ManualClock,
-    MemoryStore, Principal, Rejection, RevocationReason, Session, SessionConfig, SessionGate,
-    SessionManager, SystemClock,
+    Actor, Admission, ClientInfo, CookieConfig, GateCheck, GateMode, Principal, Rejection,
+    RevocationReason, Session, SessionConfig, SessionGate,
 };
 use session_tower::{SessionLayer, ValidSession};
 use tower::{ServiceBuilder, ServiceExt};
@@ -41,15 +40,15 @@ const UNAVAILABLE: &str = r#"{"error":"session_store_unavailable"}"#;
 const BROWSER_ACCEPT: &str =
     "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
 
-type Store = Arc<FaultyStore<MemoryStore>>;
-
 /// One store, one clock, and two managers over them (see the module docs).
-struct Fixture {
-    store: Store,
-    /// Issues and revokes; its cache knows every session it touched.
-    issuer: SessionManager,
-    /// Shares the store, keys and clock, not the cache.
-    cold: SessionManager,
+struct Fixture(TwoNodes);
+
+impl std::ops::Deref for Fixture {
+    type Target = TwoNodes;
+
+    fn deref(&self) -> &TwoNodes {
+        &self.0
+    }
 }
 
 impl Fixture {
@@ -58,23 +57,7 @@ impl Fixture {
     }
 
     fn with_config(config: SessionConfig) -> Self {
-        let store = FaultyStore::new(MemoryStore::new());
-        let keys = KeySet::new([[7u8; 32]]).unwrap();
-        let clock = ManualClock::new(SystemClock.now());
-        let issuer = SessionManager::with_clock(
-            store.clone(),
-            keys.clone(),
-            config.clone(),
-            Arc::new(clock.clone()),
-        )
-        .unwrap();
-        let cold = SessionManager::with_clock(store.clone(), keys, config, Arc::new(clock.clone()))
-            .unwrap();
-        Self {
-            store,
-            issuer,
-            cold,
-        }
+        Self(TwoNodes::new(config))
     }
 
     /// A gate whose cache already holds what the issuer did.

@@ -18,4 +18,4 @@ pub mod suite;
 mod tokens;
 
 pub use faulty::{Calls, FaultyStore};
-pub use tokens::{forged, never_issued};
+pub use tokens::{TwoNodes, forged, never_issued};

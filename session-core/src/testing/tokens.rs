@@ -1,4 +1,4 @@
-//! Tokens a deployment never issued, for tests of what a gate does with them.
+//! Tokens a deployment never issued, and two nodes in one process: what gate tests need.
 
 use std::sync::Arc;
 
@@ -49,4 +49,60 @@ pub async fn never_issued(store: Arc<dyn SessionStore>, live: &str) -> Vec<(Stri
         v.push((format!("non-base64url {bad:?}"), t));
     }
     v
+}
+
+/// Two nodes of one deployment, in one process: two managers over one fault-injecting
+/// memory store, with one key and one manual clock. `issuer`'s cache knows every session
+/// it issued or revoked (its gate decides at once); `cold` shares the store, keys and
+/// clock but not the cache, as another node would (its gate must ask the store).
+///
+/// ```
+/// use session_core::{ClientInfo, Principal, SessionConfig};
+/// use session_core::testing::TwoNodes;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let nodes = TwoNodes::new(SessionConfig::new());
+/// let issued = nodes.issuer.issue(Principal::user("alice"), ClientInfo::default()).await.unwrap();
+/// let loads = nodes.store.calls.total();
+/// nodes.cold.validate(issued.token.expose().as_bytes()).await.unwrap();
+/// assert!(nodes.store.calls.total() > loads, "the cold node asked the store");
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct TwoNodes {
+    /// The shared store, counting calls and failing on demand.
+    pub store: Arc<super::FaultyStore<crate::MemoryStore>>,
+    /// The shared clock.
+    pub clock: crate::ManualClock,
+    /// The node that issues and revokes.
+    pub issuer: SessionManager,
+    /// The other node.
+    pub cold: SessionManager,
+}
+
+impl TwoNodes {
+    /// Both nodes with `config`.
+    ///
+    /// # Panics
+    ///
+    /// When `config` is refused.
+    #[must_use]
+    pub fn new(config: SessionConfig) -> Self {
+        use crate::Clock as _;
+        let store = super::FaultyStore::new(crate::MemoryStore::new());
+        let keys = KeySet::new([[7u8; 32]]).expect("a 32-byte key");
+        let clock = crate::ManualClock::new(crate::SystemClock.now());
+        let manager = |keys| {
+            SessionManager::with_clock(store.clone(), keys, config.clone(), Arc::new(clock.clone()))
+                .expect("a valid config")
+        };
+        let (issuer, cold) = (manager(keys.clone()), manager(keys));
+        Self {
+            store,
+            clock,
+            issuer,
+            cold,
+        }
+    }
 }
