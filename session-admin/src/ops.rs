@@ -146,8 +146,14 @@ impl Admin {
     ) -> Result<Self, Error> {
         let can_revoke = keys.is_some();
         // Without keys, a throwaway one: nothing is signed then (revocations are refused
-        // before they reach the manager).
-        let keys = keys.unwrap_or_else(KeySet::random);
+        // before they reach the manager). Not `KeySet::random()`, whose warning about
+        // sessions dying with the process means nothing for a tool that issues none.
+        let keys = match keys {
+            Some(keys) => keys,
+            None => {
+                KeySet::new([KeySet::generate_key()]).map_err(|e| Error::Usage(e.to_string()))?
+            }
+        };
         let config = Self::config(options).map_err(|e| Error::Usage(e.to_string()))?;
         let manager = SessionManager::new(store, keys, config)
             .map_err(|e| Error::Usage(format!("options: {e}")))?;

@@ -84,6 +84,9 @@ impl Browser {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
+            // Servers drop idle keep-alive connections (actix after 5 s); a request sent
+            // on one just then fails. Reusing only fresh ones keeps slow tests steady.
+            .pool_idle_timeout(Duration::from_secs(1))
             .build()
             .expect("a reqwest client");
         Self {
