@@ -19,6 +19,40 @@ use crate::response::rejection_response;
 /// and never reach the handler. [`SessionCheck::optional`] lets them through and leaves the
 /// outcome for the extractors ([`ValidSession`](crate::ValidSession),
 /// `Option<ValidSession>`).
+///
+/// Actix matches services in the order they are registered, and a `wrap` covers only what
+/// it wraps: register public resources (the login form) first, then a scope wrapped in
+/// the check.
+///
+/// ```
+/// use std::sync::Arc;
+/// use actix_web::{App, HttpResponse, test, web};
+/// use session_core::{KeySet, MemoryStore, SessionConfig, SessionGate, SessionManager};
+/// use session_actix::{SessionCheck, ValidSession};
+///
+/// # #[actix_web::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default())?;
+/// let gate = SessionGate::new(manager);
+/// let app = test::init_service(
+///     App::new()
+///         .route("/login", web::get().to(|| async { HttpResponse::Ok().body("the form") }))
+///         .service(
+///             web::scope("")
+///                 .wrap(SessionCheck::new(gate))
+///                 .route("/me", web::get().to(|ValidSession(s): ValidSession| async move {
+///                     HttpResponse::Ok().body(s.user_id().to_string())
+///                 })),
+///         ),
+/// )
+/// .await;
+/// let login = test::TestRequest::get().uri("/login").to_request();
+/// assert_eq!(test::call_service(&app, login).await.status(), 200);
+/// let me = test::TestRequest::get().uri("/me").to_request();
+/// assert_eq!(test::call_service(&app, me).await.status(), 401);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct SessionCheck {

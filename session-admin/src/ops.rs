@@ -95,7 +95,34 @@ pub struct EventsPage {
     pub next_cursor: Option<EventId>,
 }
 
-/// The operations, over one store.
+/// The operations, over one store: what the `session-admin` command runs, for an
+/// operator's own tools (a runbook script, a chat bot).
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_admin::ops::{Admin, AdminOptions};
+/// use session_core::{ClientInfo, KeySet, MemoryStore, Principal, RevocationReason, SessionConfig, SessionManager, UserId};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = Arc::new(MemoryStore::new());
+/// let keys = KeySet::random(); // in production: the deployment's SESSION_KEYS
+/// let app = SessionManager::new(store.clone(), keys.clone(), SessionConfig::default())?;
+/// app.issue(Principal::user("alice"), ClientInfo::default()).await?;
+/// app.issue(Principal::agent("alice", "agent-1", "Assistant"), ClientInfo::default()).await?;
+///
+/// let admin = Admin::new(store.clone(), Some(keys), AdminOptions::default())?;
+/// let alice = UserId::from("alice");
+/// assert_eq!(admin.list(&alice).await?.len(), 2);
+/// assert_eq!(admin.revoke_all(&alice, RevocationReason::AdminRevoked).await?, 2);
+/// assert!(admin.list(&alice).await?.is_empty());
+///
+/// // Without the keys it can read, never revoke: its push would not be believed.
+/// let reader = Admin::new(store, None, AdminOptions::default())?;
+/// assert!(reader.revoke_all(&alice, RevocationReason::AdminRevoked).await.is_err());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Admin {
     manager: SessionManager,
@@ -119,8 +146,14 @@ impl Admin {
     ) -> Result<Self, Error> {
         let can_revoke = keys.is_some();
         // Without keys, a throwaway one: nothing is signed then (revocations are refused
-        // before they reach the manager).
-        let keys = keys.unwrap_or_else(KeySet::random);
+        // before they reach the manager). Not `KeySet::random()`, whose warning about
+        // sessions dying with the process means nothing for a tool that issues none.
+        let keys = match keys {
+            Some(keys) => keys,
+            None => {
+                KeySet::new([KeySet::generate_key()]).map_err(|e| Error::Usage(e.to_string()))?
+            }
+        };
         let config = Self::config(options).map_err(|e| Error::Usage(e.to_string()))?;
         let manager = SessionManager::new(store, keys, config)
             .map_err(|e| Error::Usage(format!("options: {e}")))?;

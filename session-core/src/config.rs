@@ -24,7 +24,26 @@ use crate::token::SessionToken;
 /// Longer makes no sense, and keeps every `now + duration` far from overflowing.
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
 
-/// Timing and cache policy for sessions.
+/// Timing and cache policy for sessions. Every setter checks its own value, and
+/// [`SessionManager::new`](crate::SessionManager::new) checks them together, so a setting
+/// that cannot work is an error at start-up.
+///
+/// ```
+/// use std::time::Duration;
+/// use session_core::SessionConfig;
+///
+/// let config = SessionConfig::new()
+///     .with_ttl(Duration::from_secs(12 * 3600))?         // absolute lifetime
+///     .with_idle_timeout(Duration::from_secs(30 * 60))?  // inactivity timeout
+///     .with_cache_ttl(Duration::from_secs(10));           // staleness bound
+/// assert!(config.validate().is_ok());
+/// assert_eq!(config.idle_timeout(), Duration::from_secs(1800));
+///
+/// // A staleness bound longer than the lifetime cannot work: named, not a panic.
+/// let bad = SessionConfig::new().with_ttl(Duration::from_secs(60))?.with_cache_ttl(Duration::from_secs(900));
+/// assert!(bad.validate().unwrap_err().to_string().contains("cache_ttl"));
+/// # Ok::<(), session_core::ConfigError>(())
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct SessionConfig {
@@ -320,6 +339,16 @@ impl SessionConfig {
 }
 
 /// How the session cookie is named and scoped. The deleting `Set-Cookie` is built once.
+///
+/// ```
+/// use session_core::CookieConfig;
+///
+/// let cookie = CookieConfig::new();
+/// assert_eq!(
+///     cookie.removal(),
+///     "__Host-session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+/// );
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct CookieConfig {

@@ -58,7 +58,27 @@ impl StoreError {
     }
 }
 
-/// What the manager's operations can fail with.
+/// What the manager's operations can fail with. A gate turns each into its answer
+/// ([`SessionGate::error_reply`](crate::SessionGate::error_reply)): a store failure is a
+/// 503 that clears no cookie, a deprovisioned user a 403.
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{Actor, KeySet, MemoryStore, SessionConfig, SessionError, SessionGate, SessionManager, UserId};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default())?;
+/// let carol = UserId::from("carol");
+/// manager.disable_user(&carol, Actor::Idp).await?; // offboarding
+/// let err = manager.login_epoch(&carol).await.unwrap_err();
+/// assert!(matches!(err, SessionError::UserDisabled));
+/// let reply = SessionGate::new(manager).error_reply(&err);
+/// assert_eq!(reply.status, 403);
+/// assert_eq!(reply.body, r#"{"error":"user_disabled"}"#);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {

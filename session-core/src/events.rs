@@ -89,7 +89,29 @@ impl fmt::Debug for EventId {
     }
 }
 
-/// One event, in the shape of the HTTP contract.
+/// One event, in the shape of the HTTP contract: what the event log, the audit trail,
+/// `GET /admin/events` and webhooks carry.
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{Actor, ClientInfo, KeySet, MemoryStore, Principal, RevocationReason, SessionConfig, SessionManager};
+/// use session_core::events::{EventQuery, EventType};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default())?;
+/// let issued = manager.issue(Principal::user("alice"), ClientInfo::default()).await?;
+/// manager.revoke(issued.session.id(), RevocationReason::SignedOut, Actor::User).await?;
+/// let log = manager.events(&EventQuery { limit: 10, ..EventQuery::default() }).await?;
+/// let revoked = &log[1];
+/// assert_eq!(revoked.event_type, EventType::Revoked);
+/// assert_eq!(revoked.reason, Some(RevocationReason::SignedOut));
+/// let json = serde_json::to_value(revoked)?;
+/// assert_eq!(json["type"], "session.revoked");
+/// assert_eq!(json["reason"], "signed_out");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEvent {
     /// Its id in the log: ids sort, as strings, in the order events happened.

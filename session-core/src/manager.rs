@@ -30,7 +30,43 @@ const MAX_LISTED_REVOCATIONS: usize = 2_000;
 
 /// Issues, validates and revokes sessions over a [`SessionStore`], with a cache in front.
 ///
-/// Cheap to clone; clones share the cache and the event channel.
+/// Cheap to clone; clones share the cache and the event channel. Web apps reach it
+/// through a [`SessionGate`](crate::SessionGate) (`gate.manager()`); jobs and admin tools
+/// use it directly.
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{
+///     Actor, ClientInfo, KeySet, MemoryStore, Principal, Refusal, RevocationReason,
+///     RevokeScope, SessionConfig, SessionManager, UserId, events::AuditQuery,
+/// };
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default())?;
+///
+/// // Issue: the token goes to the client (the gate sets it as the cookie).
+/// let laptop = manager.issue(Principal::user("alice"), ClientInfo::default()).await?;
+/// let phone = manager.issue(Principal::user("alice"), ClientInfo::default()).await?;
+/// let session = manager.validate(laptop.token.expose().as_bytes()).await?;
+/// assert_eq!(session.user_id().as_str(), "alice");
+///
+/// // Revoke one: refused at once on this node, within milliseconds on the others.
+/// assert!(manager.revoke(laptop.session.id(), RevocationReason::SignedOut, Actor::User).await?);
+/// assert!(matches!(manager.validate(laptop.token.expose().as_bytes()).await, Err(Refusal::Revoked)));
+///
+/// // Revoke all of a user's sessions (a password reset): one store operation.
+/// let alice = UserId::from("alice");
+/// let n = manager.revoke_all(&alice, RevokeScope::All, None, RevocationReason::PasswordReset, Actor::User).await?;
+/// assert_eq!(n, 1, "the phone; the laptop was already revoked");
+/// assert!(manager.validate(phone.token.expose().as_bytes()).await.is_err());
+///
+/// // Every change is on the record.
+/// let trail = manager.audit(&AuditQuery { user_id: alice, before: None, limit: 10 }).await?;
+/// assert_eq!(trail.len(), 4, "two created, two revoked");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct SessionManager {
     inner: Arc<Inner>,

@@ -122,6 +122,17 @@ string_id!(
 );
 
 /// Who a session authenticates: a user, or an agent acting on a user's behalf.
+///
+/// ```
+/// use session_core::{Principal, SessionKind};
+///
+/// let user = Principal::user("alice");
+/// assert_eq!(user.kind(), SessionKind::User);
+/// let agent = Principal::agent("alice", "agent-7", "Calendar assistant");
+/// assert_eq!(agent.kind(), SessionKind::Agent);
+/// assert_eq!(agent.user_id().as_str(), "alice", "an agent acts for its user");
+/// assert_eq!(agent.agent_id().map(|a| a.as_str()), Some("agent-7"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Principal {

@@ -10,7 +10,25 @@ use crate::cache::CachedSession;
 use crate::model::{Principal, SessionId, SessionKind, UserId};
 use crate::token::SessionToken;
 
-/// A valid session, handed to request handlers. Cheap to clone (one `Arc`).
+/// A valid session, handed to request handlers (through `ValidSession` in either
+/// adapter). Cheap to clone (one `Arc`).
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{ClientInfo, KeySet, MemoryStore, Principal, SessionConfig, SessionKind, SessionManager};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), KeySet::random(), SessionConfig::default())?;
+/// let issued = manager.issue(Principal::user("alice"), ClientInfo::default()).await?;
+/// let session = manager.validate(issued.token.expose().as_bytes()).await?;
+/// assert_eq!(session.id(), issued.session.id());
+/// assert_eq!(session.user_id().as_str(), "alice");
+/// assert_eq!(session.kind(), SessionKind::User);
+/// assert!(session.expires_at() > manager.now());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Session(pub(crate) Arc<CachedSession>);
 
@@ -85,7 +103,31 @@ pub enum Refusal {
     Unavailable(Arc<crate::StoreError>),
 }
 
-/// The client details a new session records.
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing => f.write_str("no session token"),
+            Self::Invalid => f.write_str("session invalid (malformed, forged or unknown)"),
+            Self::Expired => f.write_str("session expired"),
+            Self::Revoked => f.write_str("session revoked"),
+            Self::Unavailable(e) => write!(f, "session store unavailable: {e}"),
+        }
+    }
+}
+
+/// So that jobs and tools calling [`SessionManager::validate`](crate::SessionManager::validate)
+/// can use `?`.
+impl std::error::Error for Refusal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unavailable(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+/// The client details a new session records (both adapters have a `client_info` that
+/// fills it from a request); see [`ClientInfo::from_request`].
 #[derive(Clone, Debug, Default)]
 pub struct ClientInfo {
     /// The request's `User-Agent`.

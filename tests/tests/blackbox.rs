@@ -1,4 +1,4 @@
-//! Black-box scenarios from `shared/CONTRACT.md`, run against every example app.
+//! Black-box scenarios from the examples' HTTP contract (`examples/README.md`), run against every example app.
 //!
 //! Each scenario is an `async fn(target)` that starts its own app instance, so they run
 //! in parallel; [`conformance!`] turns the list into one `#[tokio::test]` per scenario

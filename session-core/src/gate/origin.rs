@@ -4,7 +4,8 @@
 //! A request is refused when `Sec-Fetch-Site` says `cross-site`, or `same-site` without an
 //! `Origin` the app trusts (a sibling subdomain is same-site but not ours), or when an
 //! `Origin` header names another origin than the app's own (its configured public origin,
-//! else the request's `Host`) or one it trusts. A request with neither header (old
+//! else the request's `Host`) or one it trusts. An opaque `Origin: null` passes only with
+//! `Sec-Fetch-Site: same-origin` (a form on a `no-referrer` page). A request with neither header (old
 //! browsers, non-browser clients) passes: the HTML forms also carry a CSRF token, and the
 //! session cookie is `SameSite=Lax`.
 
@@ -58,10 +59,17 @@ impl Origins {
     /// Whether `req`, which changes state, comes from another site.
     pub(crate) fn is_cross_site(&self, req: &impl RequestHead) -> bool {
         let origin = req.first_header("origin");
-        match req.first_header("sec-fetch-site") {
+        let fetch_site = req.first_header("sec-fetch-site");
+        match fetch_site {
             Some(b"cross-site") => return true,
             Some(b"same-site") if origin.is_none() => return true,
             _ => {}
+        }
+        if origin == Some(b"null".as_slice()) {
+            // An opaque origin names no one: browsers send it for a form posted from a page
+            // whose `Referrer-Policy` is `no-referrer` (ours), and from sandboxed frames and
+            // `data:` documents. Only the browser's own word lets it through.
+            return fetch_site != Some(b"same-origin".as_slice());
         }
         origin.is_some_and(|o| !self.trusts(o, req))
     }
@@ -89,7 +97,7 @@ mod tests {
         let host = ("host", "app.example");
         /// Headers, then whether the request is cross-site by host, and by configuration.
         type Case<'a> = (&'a [(&'a str, &'a str)], bool, bool);
-        let cases: [Case<'_>; 10] = [
+        let cases: [Case<'_>; 13] = [
             (&[host], false, false),
             (&[host, ("sec-fetch-site", "same-origin")], false, false),
             (&[host, ("sec-fetch-site", "none")], false, false),
@@ -107,6 +115,22 @@ mod tests {
             (&[host, ("origin", "https://app.example")], false, false),
             (&[host, ("origin", "https://evil.example")], true, true),
             (&[host, ("origin", "null")], true, true),
+            // A form posted from our own no-referrer page: `Origin: null`, same-origin.
+            (
+                &[host, ("origin", "null"), ("sec-fetch-site", "same-origin")],
+                false,
+                false,
+            ),
+            (
+                &[host, ("origin", "null"), ("sec-fetch-site", "cross-site")],
+                true,
+                true,
+            ),
+            (
+                &[host, ("origin", "null"), ("sec-fetch-site", "none")],
+                true,
+                true,
+            ),
             (&[host, ("origin", "http://app.example")], false, true),
         ];
         for (headers, cross_by_host, cross_configured) in cases {

@@ -15,5 +15,7 @@
 
 mod faulty;
 pub mod suite;
+mod tokens;
 
 pub use faulty::{Calls, FaultyStore};
+pub use tokens::{TwoNodes, forged, never_issued};
