@@ -1,4 +1,4 @@
-//! `GET /metrics` on both example apps: 401 without the admin token; with it, Prometheus
+//! `GET /metrics` on both example apps: 404 without the admin token; with it, Prometheus
 //! text holding every series the library and the webhook worker report, the ones a run
 //! exercised moving between two scrapes. The push lag is checked on two nodes sharing a
 //! Redis (`REDIS_URL`; unset, that test prints that it is skipped and passes).
@@ -101,15 +101,15 @@ async fn scrape_moves(framework: Framework) {
     )
     .await;
 
-    // Without the admin token, or with another: 401.
+    // Without the admin token, or with another: 404, as every admin route.
     let mut b = app.browser(UA);
     b.send(b.bare_request(Method::GET, "/metrics"))
         .await
-        .assert_status(401);
+        .assert_status(404);
     let wrong = b
         .bare_request(Method::GET, "/metrics")
         .bearer_auth("not-the-admin-token-but-32-bytes-long!");
-    b.send(wrong).await.assert_status(401);
+    b.send(wrong).await.assert_status(404);
 
     // Something to start from: a login, so the webhook worker has an event.
     let mut alice = app.browser(UA);

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use session_core::Reply;
-use session_core::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use session_core::http::header::CONTENT_TYPE;
 use session_core::http::{HeaderValue, Method, StatusCode};
 use session_selfservice::{Access, BearerToken, Call, Route};
 
@@ -15,13 +15,6 @@ use session_selfservice::{Access, BearerToken, Call, Route};
 const BUCKETS: &[f64] = &[
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-
-/// The `error` code of a scrape without the admin token.
-///
-/// ```
-/// assert_eq!(example_support::telemetry::UNAUTHORIZED, "unauthorized");
-/// ```
-pub const UNAUTHORIZED: &str = "unauthorized";
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -52,7 +45,8 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// `GET /metrics`: the Prometheus text for a request with the admin token, 401 without.
+/// `GET /metrics`: the Prometheus text for a request with the admin token; without it,
+/// 404 like every admin route, which does not reveal that it exists.
 /// Empty when no recorder of this module's is installed.
 ///
 /// ```
@@ -68,8 +62,10 @@ pub fn route(token: BearerToken) -> Route {
         if token.matches(&call.headers) {
             Ok(())
         } else {
-            Err(Reply::error(StatusCode::UNAUTHORIZED, UNAUTHORIZED)
-                .with_header(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")))
+            Err(Reply::error(
+                StatusCode::NOT_FOUND,
+                session_core::reply::codes::NOT_FOUND,
+            ))
         }
     }));
     Route::new(Method::GET, "/metrics", guard, "metrics", |_| async {
