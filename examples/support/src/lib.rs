@@ -5,6 +5,7 @@
 //! with its adapter. Each app only routes and translates; see `examples/README.md` for the
 //! contract both obey.
 
+mod idp;
 pub mod openapi;
 mod pages;
 mod settings;
@@ -108,6 +109,8 @@ pub struct Demo {
     users: Users,
     throttle: Arc<Throttle>,
     settings: Arc<Settings>,
+    /// Single sign-on's provider, when configured.
+    idp: Option<Arc<idp::Provider>>,
     /// Background work that lives as long as the app (dropping a handle stops its task).
     background: Arc<std::sync::Mutex<Vec<Background>>>,
 }
@@ -164,6 +167,7 @@ impl Demo {
             users: Users::in_memory(),
             throttle: Arc::default(),
             settings: Arc::new(settings.clone()),
+            idp: idp::Provider::from_settings(settings)?,
             background: Arc::default(),
         })
     }
@@ -376,7 +380,10 @@ impl Demo {
                 }
             },
         );
-        let mut table = SelfService::new(self.gate.clone()).routes().route(reset);
+        let mut table = SelfService::new(self.gate.clone())
+            .routes()
+            .route(reset)
+            .merge(idp::routes(self));
         if let Some(token) = self.settings.admin_token.clone() {
             let admin = Admin::new(self.gate.clone(), move |headers| token.matches(headers));
             table = table.merge(admin.routes());
