@@ -8,13 +8,12 @@ mod support;
 
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use session_idp::backchannel::{LogoutTokenValidator, parse_logout_request};
 use session_idp::jwks::Jwks;
 use session_idp::oidc::{OidcClient, OidcConfig, OidcError};
 use session_idp::replay::MemoryReplayGuard;
 use session_idp::token::TokenError;
-use support::{Provider, free_port, sign_in_at_provider, sign_out_at_provider};
+use support::{Provider, free_port, record_posts, sign_in_at_provider, sign_out_at_provider};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
@@ -24,26 +23,10 @@ const STATE_KEY: [u8; 32] = [42; 32];
 
 /// The app side: receives back-channel logout requests and hands them to the test.
 async fn start_app(port: u16) -> mpsc::UnboundedReceiver<(Option<String>, Vec<u8>)> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = axum::Router::new().route(
-        "/oidc/backchannel-logout",
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let tx = tx.clone();
-            async move {
-                let content_type = headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let _ = tx.send((content_type, body.to_vec()));
-                session_idp::backchannel::logout_ok()
-            }
-        }),
-    );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    rx
+    record_posts(listener, "/oidc/backchannel-logout")
 }
 
 fn browser() -> reqwest::Client {

@@ -274,3 +274,31 @@ pub async fn sign_out_at_provider(browser: &reqwest::Client, issuer: &str, clien
         confirm.status()
     );
 }
+
+/// A receiver of POSTs to `path` on `listener`: each one's `Content-Type` and body go to
+/// the returned channel, and it is answered 200 with `Cache-Control: no-store` (what a
+/// back-channel logout endpoint says; a push transmitter takes any 2xx).
+pub fn record_posts(
+    listener: tokio::net::TcpListener,
+    path: &str,
+) -> tokio::sync::mpsc::UnboundedReceiver<(Option<String>, Vec<u8>)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        path,
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let tx = tx.clone();
+                async move {
+                    let content_type = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let _ = tx.send((content_type, body.to_vec()));
+                    session_idp::backchannel::logout_ok()
+                }
+            },
+        ),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    rx
+}
