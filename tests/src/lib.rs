@@ -88,6 +88,12 @@ const CONTRACT_ENV: &[&str] = &[
     "OIDC_CLIENT_ID",
     "OIDC_CLIENT_SECRET",
     "SCIM_TOKEN",
+    "CAEP_TRANSMITTER_ISSUER",
+    "CAEP_TRANSMITTER_JWKS_URL",
+    "CAEP_AUDIENCE",
+    "CAEP_RECEIVER_URL",
+    "CAEP_RECEIVER_AUDIENCE",
+    "CAEP_SIGNING_KEY",
 ];
 
 /// Binaries already built by this test process, so that parallel tests build each once.

@@ -20,6 +20,12 @@ use idp_support::{Provider, free_port, sign_in_at_provider, sign_out_at_provider
 use reqwest::Method;
 use serde_json::{Value, json};
 use session_conformance::{App, Browser, Framework, Reply, Target};
+use session_idp::caep::{
+    CaepEvent, SECEVENT_CONTENT_TYPE, SessionRevoked, SetSigner, SetValidator, Subject,
+};
+use session_idp::jwks::Jwks;
+use session_idp::replay::MemoryReplayGuard;
+use time::OffsetDateTime;
 
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
 const SCIM_TOKEN: &str = "scim-token-for-the-idp-tests-0123456789";
@@ -610,6 +616,115 @@ async fn sso_then_backchannel_logout(framework: Framework) {
 }
 
 // ---------------------------------------------------------------------------------------
+// CAEP session-revoked events, received and sent.
+// ---------------------------------------------------------------------------------------
+
+const ED25519_KEY: &str = include_str!("../../session-idp/tests/keys/ed1.pem");
+const TRANSMITTER: &str = "https://transmitter.example";
+const AUDIENCE: &str = "https://app.example";
+
+/// `POST /caep/events` with `set` as `content_type`.
+async fn push_set(app: &App, content_type: &str, set: &str) -> Reply {
+    let mut transmitter = app.browser(UA);
+    let request = transmitter
+        .bare_request(Method::POST, "/caep/events")
+        .header("content-type", content_type)
+        .body(set.to_owned());
+    transmitter.send(request).await
+}
+
+async fn caep_receiver_revokes(framework: Framework) {
+    let signer = SetSigner::eddsa_pem(TRANSMITTER, ED25519_KEY.as_bytes()).expect("a key");
+    let jwks =
+        idp_support::JwksServer::start(serde_json::to_value(signer.jwks()).expect("a key set"))
+            .await;
+    let app = App::spawn(
+        framework.binary(),
+        &[
+            ("CAEP_TRANSMITTER_ISSUER", TRANSMITTER),
+            ("CAEP_TRANSMITTER_JWKS_URL", &jwks.url),
+            ("CAEP_AUDIENCE", AUDIENCE),
+            ("ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+    );
+    let mut alice = logged_in(&app, "alice").await;
+    let mut bob = logged_in(&app, "bob").await;
+    let now = OffsetDateTime::now_utc();
+    let about = |user: &str| SessionRevoked::new(Subject::iss_sub(TRANSMITTER, user), now);
+    let set = signer
+        .session_revoked(&about("alice"), AUDIENCE, now)
+        .expect("a SET");
+    push_set(&app, SECEVENT_CONTENT_TYPE, &set)
+        .await
+        .assert_status(202);
+    assert_revoked(&mut alice).await;
+    bob.get("/me").await.assert_status(200);
+    let events = revocations(&app, "alice").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["reason"], "idp_logout");
+    assert_eq!(events[0]["actor"], "idp");
+
+    // Refused, nothing revoked: a replay, another audience, not a SET.
+    let replay = push_set(&app, SECEVENT_CONTENT_TYPE, &set).await;
+    replay.assert_status(400);
+    let elsewhere = signer
+        .session_revoked(&about("bob"), "https://other.example", now)
+        .expect("a SET");
+    let refused = push_set(&app, SECEVENT_CONTENT_TYPE, &elsewhere).await;
+    refused.assert_status(400);
+    assert_eq!(refused.json()["err"], "invalid_audience");
+    push_set(&app, "application/json", &set)
+        .await
+        .assert_status(400);
+    push_set(&app, SECEVENT_CONTENT_TYPE, "not.a.set")
+        .await
+        .assert_status(400);
+    bob.get("/me").await.assert_status(200);
+}
+
+async fn caep_sender_pushes_revocations(framework: Framework) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let receiver_url = format!("http://{}/caep", listener.local_addr().expect("address"));
+    let mut pushes = idp_support::record_posts(listener, "/caep");
+    let port = free_port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let port = port.to_string();
+    let app = App::spawn(
+        framework.binary(),
+        &[
+            ("PORT", &port),
+            ("PUBLIC_URL", &public_url),
+            ("CAEP_RECEIVER_URL", &receiver_url),
+            ("CAEP_SIGNING_KEY", ED25519_KEY),
+        ],
+    );
+    let mut alice = logged_in(&app, "alice").await;
+    alice.post("/logout").await.assert_status(303);
+
+    let (content_type, set) = tokio::time::timeout(Duration::from_secs(10), pushes.recv())
+        .await
+        .expect("a push within 10 s")
+        .expect("a push");
+    let set = String::from_utf8(set).expect("a SET is text");
+    assert_eq!(content_type.as_deref(), Some(SECEVENT_CONTENT_TYPE));
+    let signer = SetSigner::eddsa_pem(&public_url, ED25519_KEY.as_bytes()).expect("a key");
+    let validator = SetValidator::new(
+        &public_url,
+        &receiver_url,
+        Jwks::inline(signer.jwks()),
+        MemoryReplayGuard::new(),
+    );
+    let received = validator
+        .validate(&set, OffsetDateTime::now_utc())
+        .await
+        .expect("a valid SET");
+    assert_eq!(received.subject, Subject::iss_sub(&public_url, "alice"));
+    assert!(matches!(received.event, CaepEvent::SessionRevoked(_)));
+}
+
+// ---------------------------------------------------------------------------------------
 // Every scenario, for every example app.
 // ---------------------------------------------------------------------------------------
 
@@ -648,6 +763,26 @@ per_target!(
     axum => Target::Binary(Framework::Axum),
     actix => Target::Binary(Framework::Actix),
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_caep_receiver_revokes() {
+    caep_receiver_revokes(Framework::Axum).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_caep_receiver_revokes() {
+    caep_receiver_revokes(Framework::Actix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_caep_sender_pushes_revocations() {
+    caep_sender_pushes_revocations(Framework::Axum).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_caep_sender_pushes_revocations() {
+    caep_sender_pushes_revocations(Framework::Actix).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_sso_then_backchannel_logout() {

@@ -8,7 +8,7 @@
 //! [`Call`], asks `session-idp` whether it is valid, and tells the session manager what to
 //! do, so neither adapter holds any of it.
 
-mod openapi;
+pub(crate) mod openapi;
 
 use std::sync::Arc;
 
@@ -323,10 +323,7 @@ impl Demo {
         let Some(provider) = &self.idp else {
             return not_found();
         };
-        let content_type = call
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
+        let content_type = content_type(call);
         let token = match parse_logout_request(content_type, &call.body) {
             Ok(token) => token,
             Err(e) => return from_http(logout_error(&e)),
@@ -365,10 +362,7 @@ impl Demo {
         if !Users::exists(id) {
             return from_http(ScimError::not_found(id).into_response());
         }
-        let content_type = call
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
+        let content_type = content_type(call);
         if !is_scim_content_type(content_type) {
             return from_http(
                 ScimError::new(415, None, "The body must be application/scim+json").into_response(),
@@ -449,6 +443,13 @@ async fn revoke_logout(demo: &Demo, logout: &LogoutToken) -> Result<usize, Sessi
             Ok(matched.revoked.len())
         }
     }
+}
+
+/// The request's `Content-Type`, if it is text.
+pub(crate) fn content_type(call: &Call) -> Option<&str> {
+    call.headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// The value of cookie `name` in the request, if it was sent once.

@@ -5,6 +5,7 @@
 //! with its adapter. Each app only routes and translates; see `examples/README.md` for the
 //! contract both obey.
 
+pub mod caep;
 mod idp;
 pub mod openapi;
 mod pages;
@@ -123,11 +124,13 @@ enum Background {
         #[expect(dead_code, reason = "held for its Drop, which stops the worker")]
         session_webhooks::WorkerHandle,
     ),
+    /// The CAEP sender (`caep` module).
+    Caep(tokio::task::JoinHandle<()>),
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
-        if let Self::Purge(task) = self {
+        if let Self::Purge(task) | Self::Caep(task) = self {
             task.abort();
         }
     }
@@ -201,6 +204,7 @@ impl Demo {
             let handle = worker.spawn().map_err(|e| format!("WEBHOOK_URL: {e}"))?;
             tasks.push(Background::Webhooks(handle));
         }
+        tasks.extend(caep::spawn_sender(self).map(Background::Caep));
         self.background
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -383,7 +387,8 @@ impl Demo {
         let mut table = SelfService::new(self.gate.clone())
             .routes()
             .route(reset)
-            .merge(idp::routes(self));
+            .merge(idp::routes(self))
+            .merge(caep::routes(self));
         if let Some(token) = self.settings.admin_token.clone() {
             let admin = Admin::new(self.gate.clone(), move |headers| token.matches(headers));
             table = table.merge(admin.routes());

@@ -86,6 +86,8 @@ pub struct Settings {
     pub oidc: Option<OidcSettings>,
     /// Webhooks, when configured.
     pub webhook: Option<WebhookSettings>,
+    /// CAEP `session-revoked` events, received and sent, each side when configured.
+    pub caep: crate::caep::CaepSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -103,6 +105,7 @@ impl std::fmt::Debug for Settings {
             .field("binding", &self.binding)
             .field("oidc", &self.oidc)
             .field("webhook", &self.webhook)
+            .field("caep", &self.caep)
             .finish()
     }
 }
@@ -226,6 +229,7 @@ impl Settings {
                 Some(WebhookSettings { url, secrets })
             }
         };
+        let caep = crate::caep::CaepSettings::from_lookup(&var, public_url.as_deref())?;
         Ok(Self {
             addr: SocketAddr::new(bind, port),
             store: var("SESSION_STORE").unwrap_or_else(|| "memory".into()),
@@ -239,6 +243,7 @@ impl Settings {
             binding,
             oidc,
             webhook,
+            caep,
         })
     }
 
@@ -356,7 +361,7 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 15] = [
+        let cases: [(&[(&str, &str)], &str); 17] = [
             (&[("PORT", "x")], "PORT"),
             (&[("BIND", "localhost:1")], "BIND"),
             (&[("SESSION_TTL_SECS", "-5")], "SESSION_TTL_SECS"),
@@ -394,6 +399,18 @@ mod tests {
                 "PUBLIC_URL",
             ),
             (&[("SCIM_TOKEN", "short")], "SCIM_TOKEN"),
+            (
+                &[("CAEP_AUDIENCE", "https://app.example")],
+                "CAEP_TRANSMITTER_ISSUER",
+            ),
+            (
+                &[
+                    ("CAEP_RECEIVER_URL", "https://rp.example/caep"),
+                    ("CAEP_SIGNING_KEY", "not a key"),
+                    ("PUBLIC_URL", "http://127.0.0.1:3000"),
+                ],
+                "CAEP_SIGNING_KEY",
+            ),
         ];
         for (vars, name) in cases {
             let err = parse(vars).expect_err(name);
@@ -421,6 +438,8 @@ mod tests {
         assert_eq!(short.cookie.name(), "session");
     }
 
+    const ED25519_KEY: &str = include_str!("../../../session-idp/tests/keys/ed1.pem");
+
     #[test]
     fn debug_prints_no_secret() {
         let s = parse(&[
@@ -433,8 +452,11 @@ mod tests {
             ("OIDC_CLIENT_ID", "app"),
             ("OIDC_CLIENT_SECRET", "oidc-client-s3cret"),
             ("PUBLIC_URL", "http://127.0.0.1:3000"),
+            ("CAEP_RECEIVER_URL", "https://rp.example/caep"),
+            ("CAEP_SIGNING_KEY", ED25519_KEY),
         ])
         .unwrap();
+        assert!(s.caep.sender.is_some());
         let debug = format!("{s:?}");
         for secret in [
             "admin-token",
@@ -442,6 +464,8 @@ mod tests {
             "whsec-secret",
             "scim-token",
             "oidc-client-s3cret",
+            "PRIVATE KEY",
+            "MC4CAQAw",
         ] {
             assert!(!debug.contains(secret), "{debug}");
         }

@@ -147,3 +147,36 @@ pub(super) fn scim_patch_user_op() -> Operation {
 pub(super) fn scim_delete_user_op() -> Operation {
     <__path_scim_delete_user as utoipa::Path>::operation()
 }
+
+/// A refused push (RFC 8935 section 2.3).
+#[derive(ToSchema)]
+struct PushRefused {
+    /// `invalid_request`, `invalid_key`, `invalid_issuer` or `invalid_audience`.
+    err: String,
+    /// Why, in words.
+    description: String,
+}
+
+/// Receive a CAEP event
+///
+/// RFC 8935 push of a Security Event Token from the configured transmitter
+/// (`CAEP_TRANSMITTER_ISSUER`). A `session-revoked` event about a user revokes that user's
+/// sessions, not their agents (`idp_logout`, actor `idp`); other events are acknowledged
+/// and ignored. Exempt from the cross-site rule: the signed token is the credential.
+#[utoipa::path(
+    post,
+    path = "/caep/events",
+    tag = "identity provider",
+    operation_id = "caep_events",
+    request_body(content = String, content_type = "application/secevent+jwt"),
+    responses(
+        (status = 202, description = "Accepted."),
+        (status = 400, description = "Not a valid SET for this receiver: nothing revoked.", body = inline(PushRefused)),
+        (status = 503, description = "The transmitter's keys or the store could not be reached: retry."),
+    )
+)]
+fn caep_events() {}
+
+pub(crate) fn caep_events_op() -> Operation {
+    <__path_caep_events as utoipa::Path>::operation()
+}
