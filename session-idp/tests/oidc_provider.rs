@@ -8,13 +8,12 @@ mod support;
 
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use session_idp::backchannel::{LogoutTokenValidator, parse_logout_request};
 use session_idp::jwks::Jwks;
 use session_idp::oidc::{OidcClient, OidcConfig, OidcError};
 use session_idp::replay::MemoryReplayGuard;
 use session_idp::token::TokenError;
-use support::{Provider, ProviderClient, free_port};
+use support::{Provider, free_port, record_posts, sign_in_at_provider, sign_out_at_provider};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
@@ -24,26 +23,10 @@ const STATE_KEY: [u8; 32] = [42; 32];
 
 /// The app side: receives back-channel logout requests and hands them to the test.
 async fn start_app(port: u16) -> mpsc::UnboundedReceiver<(Option<String>, Vec<u8>)> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = axum::Router::new().route(
-        "/oidc/backchannel-logout",
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let tx = tx.clone();
-            async move {
-                let content_type = headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let _ = tx.send((content_type, body.to_vec()));
-                session_idp::backchannel::logout_ok()
-            }
-        }),
-    );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    rx
+    record_posts(listener, "/oidc/backchannel-logout")
 }
 
 fn browser() -> reqwest::Client {
@@ -55,67 +38,12 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-/// The first `action="…"` of a form in `html`, made absolute against `base`.
-fn form_action(html: &str, base: &reqwest::Url) -> reqwest::Url {
-    let start = html.find("action=\"").expect("a form") + "action=\"".len();
-    let end = start + html[start..].find('"').unwrap();
-    base.join(&html[start..end].replace("&amp;", "&")).unwrap()
-}
-
-/// The value of the hidden input `name` in `html`.
-fn hidden_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).expect("the hidden input") + marker.len();
-    let end = start + html[start..].find('"').unwrap();
-    html[start..end].to_owned()
-}
-
-/// Drives the provider's dev interactions (login form: any name; then consent) until it
-/// redirects to `redirect_uri`; returns that URL.
-async fn sign_in_at_provider(
-    browser: &reqwest::Client,
-    authorization_url: &str,
-    redirect_uri: &str,
-    user: &str,
-) -> reqwest::Url {
-    let mut response = browser.get(authorization_url).send().await.unwrap();
-    for _ in 0..12 {
-        let url = response.url().clone();
-        if response.status().is_redirection() {
-            let location = response.headers()["location"].to_str().unwrap().to_owned();
-            let next = url.join(&location).unwrap();
-            if next.as_str().starts_with(redirect_uri) {
-                return next;
-            }
-            response = browser.get(next).send().await.unwrap();
-            continue;
-        }
-        assert_eq!(response.status(), 200, "unexpected answer at {url}");
-        let html = response.text().await.unwrap();
-        let action = form_action(&html, &url);
-        let form: Vec<(&str, &str)> = if html.contains("name=\"login\"") {
-            vec![("prompt", "login"), ("login", user), ("password", "any")]
-        } else if html.contains("value=\"consent\"") {
-            vec![("prompt", "consent")]
-        } else {
-            panic!("an interaction page this test does not know: {html:.400}");
-        };
-        response = browser.post(action).form(&form).send().await.unwrap();
-    }
-    panic!("the provider never redirected back to the client");
-}
-
 #[tokio::test]
 async fn sign_in_then_back_channel_logout_with_a_real_provider() {
     let app_port = free_port();
     let redirect_uri = format!("http://127.0.0.1:{app_port}/oidc/callback");
-    let backchannel_uri = format!("http://127.0.0.1:{app_port}/oidc/backchannel-logout");
-    let Some(provider) = Provider::start(&ProviderClient {
-        client_id: CLIENT_ID,
-        client_secret: CLIENT_SECRET,
-        redirect_uri: &redirect_uri,
-        backchannel_logout_uri: &backchannel_uri,
-    }) else {
+    let app_url = format!("http://127.0.0.1:{app_port}");
+    let Some(provider) = Provider::for_app(&app_url, CLIENT_ID, CLIENT_SECRET) else {
         return;
     };
     let mut logout_requests = start_app(app_port).await;
@@ -188,26 +116,7 @@ async fn sign_in_then_back_channel_logout_with_a_real_provider() {
     assert_eq!(err.status(), 400);
 
     // Sign out at the provider: its end-session page, then the confirm form.
-    let page = browser
-        .get(format!("{end_session}?client_id={CLIENT_ID}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    let page_url = page.url().clone();
-    let html = page.text().await.unwrap();
-    let xsrf = hidden_value(&html, "xsrf");
-    let confirm = browser
-        .post(form_action(&html, &page_url))
-        .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        confirm.status().is_redirection(),
-        "confirm answered {}",
-        confirm.status()
-    );
+    sign_out_at_provider(&browser, &provider.issuer, CLIENT_ID).await;
 
     // The provider POSTed a logout token to the app (before answering the confirm).
     let (content_type, body) =

@@ -34,6 +34,17 @@ const CONTRACT_ENV: &[&str] = &[
     "ADMIN_TOKEN",
     "WEBHOOK_URL",
     "WEBHOOK_SECRET",
+    "PUBLIC_URL",
+    "OIDC_ISSUER",
+    "OIDC_CLIENT_ID",
+    "OIDC_CLIENT_SECRET",
+    "SCIM_TOKEN",
+    "CAEP_TRANSMITTER_ISSUER",
+    "CAEP_TRANSMITTER_JWKS_URL",
+    "CAEP_AUDIENCE",
+    "CAEP_RECEIVER_URL",
+    "CAEP_RECEIVER_AUDIENCE",
+    "CAEP_SIGNING_KEY",
 ];
 
 /// Binaries already built by this test process, so that parallel tests build each once.
@@ -258,6 +269,29 @@ impl App {
     /// A fresh browser, with an empty cookie jar, that sends `user_agent`.
     pub fn browser(&self, user_agent: &str) -> Browser {
         Browser::new(&self.base_url, user_agent)
+    }
+
+    /// A browser signed in as the demo user `user` (password `USER-password`).
+    ///
+    /// ```no_run
+    /// # async fn run() {
+    /// let app = session_conformance::App::spawn("axum-app", &[]);
+    /// let mut alice = app.signed_in("alice", "conformance-test/1.0").await;
+    /// assert_eq!(alice.get("/me").await.json()["user_id"], "alice");
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the login is not a 303 with the session cookie.
+    pub async fn signed_in(&self, user: &str, user_agent: &str) -> Browser {
+        let mut browser = self.browser(user_agent);
+        browser
+            .login(user, &format!("{user}-password"))
+            .await
+            .assert_status(303);
+        assert!(browser.token().is_some(), "{user} has a session cookie");
+        browser
     }
 }
 

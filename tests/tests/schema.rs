@@ -27,6 +27,7 @@ use session_core::{MemoryStore, SessionStore};
 
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 const ADMIN_TOKEN: &str = "schema-test-admin-token-of-32-bytes-or-more";
+const SCIM_TOKEN: &str = "schema-test-scim-token-of-32-bytes-or-more";
 const UNKNOWN_ID: &str = "0190f2a4-5b6c-7d8e-9fa0-b1c2d3e4f5a6";
 
 /// The self-service routes that need a session, with a concrete path.
@@ -252,6 +253,7 @@ fn settings(extra: &[(&str, &str)]) -> Settings {
     let vars: Vec<(&str, &str)> = [
         ("SESSION_COOKIE_SECURE", "false"),
         ("ADMIN_TOKEN", ADMIN_TOKEN),
+        ("SCIM_TOKEN", SCIM_TOKEN),
     ]
     .into_iter()
     .chain(extra.iter().copied())
@@ -672,6 +674,58 @@ async fn healthy_walk(app: &App) {
     assert!(alice.token().is_none(), "revoke-all clears the cookie");
 }
 
+/// `method /scim/v2/Users/{user}` with `token` and, for a `PATCH`, `body` as SCIM JSON.
+async fn scim(app: &App, method: Method, user: &str, token: &str, body: &str) -> Reply {
+    let mut browser = app.browser(UA);
+    let mut request = browser
+        .bare_request(method.clone(), &format!("/scim/v2/Users/{user}"))
+        .bearer_auth(token);
+    if method == Method::PATCH {
+        request = request
+            .header(CONTENT_TYPE, "application/scim+json")
+            .body(body.to_owned());
+    }
+    browser.send(request).await
+}
+
+/// Every SCIM answer but the outage's.
+async fn scim_walk(app: &App) {
+    let patch = |active: &str| {
+        format!(
+            r#"{{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{{"op": "replace", "path": "active", "value": {active}}}]}}"#
+        )
+    };
+    for (method, user, token, body, status) in [
+        (Method::PATCH, "carol", SCIM_TOKEN, patch("false"), 200),
+        (Method::PATCH, "carol", SCIM_TOKEN, patch("true"), 200),
+        (Method::PATCH, "carol", SCIM_TOKEN, patch(r#""maybe""#), 400),
+        (Method::PATCH, "carol", "wrong", patch("false"), 401),
+        (Method::PATCH, "mallory", SCIM_TOKEN, patch("false"), 404),
+        (
+            Method::PATCH,
+            "carol",
+            SCIM_TOKEN,
+            "x".repeat(70 * 1024),
+            413,
+        ),
+        (Method::DELETE, "carol", SCIM_TOKEN, String::new(), 204),
+        (Method::DELETE, "carol", "wrong", String::new(), 401),
+        (Method::DELETE, "mallory", SCIM_TOKEN, String::new(), 404),
+    ] {
+        scim(app, method, user, token, &body)
+            .await
+            .assert_status(status);
+    }
+    let mut browser = app.browser(UA);
+    let request = browser
+        .bare_request(Method::PATCH, "/scim/v2/Users/carol")
+        .bearer_auth(SCIM_TOKEN)
+        .header(CONTENT_TYPE, "text/plain")
+        .body(patch("false"));
+    browser.send(request).await.assert_status(415);
+}
+
 /// Expired sessions are refused on every route.
 async fn expired_walk(app: &App) {
     let alice = logged_in(app, "alice").await;
@@ -753,6 +807,15 @@ async fn outage_walk(framework: Framework) -> Vec<Exchange> {
             "session_store_unavailable",
         );
     }
+    for method in [Method::PATCH, Method::DELETE] {
+        let body = r#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": false}]}"#;
+        assert_error(
+            &scim(&warm, method, "alice", SCIM_TOKEN, body).await,
+            503,
+            "session_store_unavailable",
+        );
+    }
     store.set_failing(false);
 
     let mut exchanges = take_exchanges(warm.base_url());
@@ -772,11 +835,12 @@ async fn every_json_answer_matches_the_document(framework: Framework) {
     record_exchanges(true);
     let app = App::start(
         Target::InProcess(framework),
-        &[("ADMIN_TOKEN", ADMIN_TOKEN)],
+        &[("ADMIN_TOKEN", ADMIN_TOKEN), ("SCIM_TOKEN", SCIM_TOKEN)],
     )
     .await;
     let api = OpenApi::new(fetch_document(&app).await);
     healthy_walk(&app).await;
+    scim_walk(&app).await;
     let mut exchanges = take_exchanges(app.base_url());
 
     let short = App::start(

@@ -312,7 +312,7 @@ async fn secure_cookies_use_the_host_prefix(target: Target) {
 /// status, no panic.
 fn bad_settings_stop_the_app(framework: Framework) {
     let binary = session_conformance::ensure_built(framework.binary());
-    let cases: [(&[(&str, &str)], &str); 6] = [
+    let cases: [(&[(&str, &str)], &str); 8] = [
         (
             &[("SESSION_CACHE_SECS", "900"), ("SESSION_TTL_SECS", "60")],
             "SESSION_CACHE_SECS",
@@ -322,6 +322,15 @@ fn bad_settings_stop_the_app(framework: Framework) {
         (&[("SESSION_MAX_PER_USER", "-1")], "SESSION_MAX_PER_USER"),
         (&[("SESSION_KEYS", "c2hvcnQ")], "SESSION_KEYS"),
         (&[("SESSION_STORE", "mongodb://x")], "SESSION_STORE"),
+        (
+            &[
+                ("OIDC_ISSUER", "https://idp.example"),
+                ("OIDC_CLIENT_ID", "app"),
+                ("PUBLIC_URL", "http://127.0.0.1:3000"),
+            ],
+            "OIDC_CLIENT_SECRET",
+        ),
+        (&[("SCIM_TOKEN", "short")], "SCIM_TOKEN"),
     ];
     for (vars, name) in cases {
         let mut command = std::process::Command::new(&binary);

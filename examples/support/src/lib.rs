@@ -5,6 +5,8 @@
 //! with its adapter. Each app only routes and translates; see `examples/README.md` for the
 //! contract both obey.
 
+pub mod caep;
+mod idp;
 pub mod openapi;
 mod pages;
 mod settings;
@@ -112,6 +114,8 @@ pub struct Demo {
     users: Users,
     throttle: Arc<Throttle>,
     settings: Arc<Settings>,
+    /// Single sign-on's provider, when configured.
+    idp: Option<Arc<idp::Provider>>,
     /// Background work that lives as long as the app (dropping a handle stops its task).
     background: Arc<std::sync::Mutex<Vec<Background>>>,
 }
@@ -124,11 +128,13 @@ enum Background {
         #[expect(dead_code, reason = "held for its Drop, which stops the worker")]
         session_webhooks::WorkerHandle,
     ),
+    /// The CAEP sender (`caep` module).
+    Caep(tokio::task::JoinHandle<()>),
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
-        if let Self::Purge(task) = self {
+        if let Self::Purge(task) | Self::Caep(task) = self {
             task.abort();
         }
     }
@@ -168,6 +174,7 @@ impl Demo {
             users: Users::in_memory(),
             throttle: Arc::default(),
             settings: Arc::new(settings.clone()),
+            idp: idp::Provider::from_settings(settings)?,
             background: Arc::default(),
         })
     }
@@ -201,6 +208,7 @@ impl Demo {
             let handle = worker.spawn().map_err(|e| format!("WEBHOOK_URL: {e}"))?;
             tasks.push(Background::Webhooks(handle));
         }
+        tasks.extend(caep::spawn_sender(self).map(Background::Caep));
         self.background
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -386,7 +394,11 @@ impl Demo {
                 }
             },
         );
-        let mut table = SelfService::new(self.gate.clone()).routes().route(reset);
+        let mut table = SelfService::new(self.gate.clone())
+            .routes()
+            .route(reset)
+            .merge(idp::routes(self))
+            .merge(caep::routes(self));
         if let Some(token) = self.settings.admin_token.clone() {
             let admin = Admin::new(self.gate.clone(), move |headers| token.matches(headers));
             table = table.merge(admin.routes());

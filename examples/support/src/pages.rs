@@ -20,6 +20,8 @@ pub enum Notice {
     Revoked,
     /// The session expired (`reason=session_expired`).
     Expired,
+    /// Single sign-on failed (a bad or stale callback, or the provider failed).
+    SsoFailed,
 }
 
 impl Notice {
@@ -43,6 +45,7 @@ impl Notice {
                 "Too many failed attempts. Wait a minute, then try again.",
             ),
             Self::Disabled => ("error", "This account is deactivated."),
+            Self::SsoFailed => ("error", "Single sign-on failed. Try again."),
             Self::Revoked => (
                 "info",
                 session_core::sign_in_notice(Some("session_revoked"))?,

@@ -86,6 +86,8 @@ pub struct Settings {
     pub oidc: Option<OidcSettings>,
     /// Webhooks, when configured.
     pub webhook: Option<WebhookSettings>,
+    /// CAEP `session-revoked` events, received and sent, each side when configured.
+    pub caep: crate::caep::CaepSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -103,6 +105,7 @@ impl std::fmt::Debug for Settings {
             .field("binding", &self.binding)
             .field("oidc", &self.oidc)
             .field("webhook", &self.webhook)
+            .field("caep", &self.caep)
             .finish()
     }
 }
@@ -208,29 +211,7 @@ impl Settings {
                 Some(trimmed)
             }
         };
-        let oidc = match (
-            var("OIDC_ISSUER"),
-            var("OIDC_CLIENT_ID"),
-            var("OIDC_CLIENT_SECRET"),
-        ) {
-            (None, None, None) => None,
-            (Some(issuer), Some(client_id), Some(client_secret)) => {
-                if public_url.is_none() {
-                    return Err("PUBLIC_URL: required with OIDC_ISSUER".into());
-                }
-                Some(OidcSettings {
-                    issuer,
-                    client_id,
-                    client_secret,
-                })
-            }
-            _ => {
-                return Err(
-                    "OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET: set all three, or none"
-                        .into(),
-                );
-            }
-        };
+        let oidc = Self::oidc(&var, public_url.is_some())?;
         let webhook = match (var("WEBHOOK_URL"), var("WEBHOOK_SECRET")) {
             (None, _) | (_, None) => None,
             (Some(url), Some(secrets)) => {
@@ -248,6 +229,7 @@ impl Settings {
                 Some(WebhookSettings { url, secrets })
             }
         };
+        let caep = crate::caep::CaepSettings::from_lookup(&var, public_url.as_deref())?;
         Ok(Self {
             addr: SocketAddr::new(bind, port),
             store: var("SESSION_STORE").unwrap_or_else(|| "memory".into()),
@@ -261,7 +243,51 @@ impl Settings {
             binding,
             oidc,
             webhook,
+            caep,
         })
+    }
+
+    /// Single sign-on: all of `OIDC_ISSUER`, `OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET` and
+    /// `PUBLIC_URL` (the redirect URI is built from it), or none of the first three. A
+    /// partial set names the first missing variable, so a typo is not a silent "SSO off".
+    fn oidc(
+        var: &impl Fn(&str) -> Option<String>,
+        has_public_url: bool,
+    ) -> Result<Option<OidcSettings>, String> {
+        const NAMES: [&str; 3] = ["OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"];
+        let [issuer, client_id, client_secret] = NAMES.map(var);
+        let (Some(issuer), Some(client_id), Some(client_secret)) =
+            (&issuer, &client_id, &client_secret)
+        else {
+            let given = [&issuer, &client_id, &client_secret];
+            return match given.iter().position(|v| v.is_none()) {
+                Some(_) if given.iter().all(|v| v.is_none()) => Ok(None),
+                Some(missing) => Err(format!(
+                    "{}: required with {} (set OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET and PUBLIC_URL, or none)",
+                    NAMES[missing],
+                    NAMES
+                        .iter()
+                        .zip(given)
+                        .filter(|(_, v)| v.is_some())
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                None => Ok(None),
+            };
+        };
+        if !has_public_url {
+            return Err("PUBLIC_URL: required with OIDC_ISSUER (the redirect URI is PUBLIC_URL/oidc/callback)".into());
+        }
+        let issuer = issuer.trim().to_owned();
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+            return Err(format!("OIDC_ISSUER={issuer:?}: an http(s) URL"));
+        }
+        Ok(Some(OidcSettings {
+            issuer,
+            client_id: client_id.trim().to_owned(),
+            client_secret: client_secret.clone(),
+        }))
     }
 
     /// The timing policy: each variable checked alone, then together, naming the variables.
@@ -335,7 +361,7 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 12] = [
+        let cases: [(&[(&str, &str)], &str); 17] = [
             (&[("PORT", "x")], "PORT"),
             (&[("BIND", "localhost:1")], "BIND"),
             (&[("SESSION_TTL_SECS", "-5")], "SESSION_TTL_SECS"),
@@ -356,7 +382,35 @@ mod tests {
             (&[("SESSION_MAX_PER_USER", "0")], "SESSION_MAX_PER_USER"),
             (&[("SESSION_BINDING", "maybe")], "SESSION_BINDING"),
             (&[("SESSION_COOKIE_SECURE", "yes")], "SESSION_COOKIE_SECURE"),
-            (&[("OIDC_ISSUER", "https://idp.example")], "OIDC_"),
+            (&[("OIDC_ISSUER", "https://idp.example")], "OIDC_CLIENT_ID"),
+            (
+                &[
+                    ("OIDC_ISSUER", "https://idp.example"),
+                    ("OIDC_CLIENT_ID", "app"),
+                ],
+                "OIDC_CLIENT_SECRET",
+            ),
+            (
+                &[
+                    ("OIDC_ISSUER", "https://idp.example"),
+                    ("OIDC_CLIENT_ID", "app"),
+                    ("OIDC_CLIENT_SECRET", "s3cret"),
+                ],
+                "PUBLIC_URL",
+            ),
+            (&[("SCIM_TOKEN", "short")], "SCIM_TOKEN"),
+            (
+                &[("CAEP_AUDIENCE", "https://app.example")],
+                "CAEP_TRANSMITTER_ISSUER",
+            ),
+            (
+                &[
+                    ("CAEP_RECEIVER_URL", "https://rp.example/caep"),
+                    ("CAEP_SIGNING_KEY", "not a key"),
+                    ("PUBLIC_URL", "http://127.0.0.1:3000"),
+                ],
+                "CAEP_SIGNING_KEY",
+            ),
         ];
         for (vars, name) in cases {
             let err = parse(vars).expect_err(name);
@@ -384,6 +438,8 @@ mod tests {
         assert_eq!(short.cookie.name(), "session");
     }
 
+    const ED25519_KEY: &str = include_str!("../../../session-idp/tests/keys/ed1.pem");
+
     #[test]
     fn debug_prints_no_secret() {
         let s = parse(&[
@@ -391,10 +447,26 @@ mod tests {
             ("SESSION_STORE", "redis://:hunter2@127.0.0.1:6379"),
             ("WEBHOOK_URL", "http://127.0.0.1:9/hook"),
             ("WEBHOOK_SECRET", "whsec-secret"),
+            ("SCIM_TOKEN", "scim-token-scim-token-scim-token-0042"),
+            ("OIDC_ISSUER", "https://idp.example"),
+            ("OIDC_CLIENT_ID", "app"),
+            ("OIDC_CLIENT_SECRET", "oidc-client-s3cret"),
+            ("PUBLIC_URL", "http://127.0.0.1:3000"),
+            ("CAEP_RECEIVER_URL", "https://rp.example/caep"),
+            ("CAEP_SIGNING_KEY", ED25519_KEY),
         ])
         .unwrap();
+        assert!(s.caep.sender.is_some());
         let debug = format!("{s:?}");
-        for secret in ["admin-token", "hunter2", "whsec-secret"] {
+        for secret in [
+            "admin-token",
+            "hunter2",
+            "whsec-secret",
+            "scim-token",
+            "oidc-client-s3cret",
+            "PRIVATE KEY",
+            "MC4CAQAw",
+        ] {
             assert!(!debug.contains(secret), "{debug}");
         }
     }

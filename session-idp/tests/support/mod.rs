@@ -1,4 +1,5 @@
-//! Test support: free ports, a tiny HTTP server for key sets, and the oidc-provider harness.
+//! Test support: free ports, a tiny HTTP server for key sets, and the oidc-provider harness
+//! (also included by the workspace's conformance tests, `tests/tests/idp.rs`).
 
 #![allow(dead_code)]
 
@@ -87,8 +88,15 @@ pub struct ProviderClient<'a> {
     pub backchannel_logout_uri: &'a str,
 }
 
+/// `session-idp/tests/provider`, from this crate's tests or from the workspace's
+/// conformance tests, which include this module too.
 fn provider_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/provider")
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    ["tests/provider", "../session-idp/tests/provider"]
+        .iter()
+        .map(|dir| manifest.join(dir))
+        .find(|dir| dir.join("provider.js").exists())
+        .expect("session-idp/tests/provider")
 }
 
 fn have(program: &str) -> bool {
@@ -122,6 +130,18 @@ fn install() {
 }
 
 impl Provider {
+    /// Starts the provider for an app at `public_url` registered as `client_id`, with the
+    /// redirect URI `PUBLIC_URL/oidc/callback` and the back-channel logout URI
+    /// `PUBLIC_URL/oidc/backchannel-logout`; `None` as [`Provider::start`].
+    pub fn for_app(public_url: &str, client_id: &str, client_secret: &str) -> Option<Self> {
+        Self::start(&ProviderClient {
+            client_id,
+            client_secret,
+            redirect_uri: &format!("{public_url}/oidc/callback"),
+            backchannel_logout_uri: &format!("{public_url}/oidc/backchannel-logout"),
+        })
+    }
+
     /// Starts the provider, or `None` (with the reason printed) when Node.js or npm is
     /// missing and `IDP_TESTS=1` is not set; with `IDP_TESTS=1` a missing Node.js fails.
     pub fn start(client: &ProviderClient<'_>) -> Option<Self> {
@@ -176,4 +196,109 @@ impl Provider {
             Err(_) => panic!("oidc-provider did not print its readiness line within 30 s"),
         }
     }
+}
+
+// The provider's dev interaction pages, driven as a browser would.
+
+/// The first `action="…"` of a form in `html`, made absolute against `base`.
+pub fn form_action(html: &str, base: &reqwest::Url) -> reqwest::Url {
+    let start = html.find("action=\"").expect("a form") + "action=\"".len();
+    let end = start + html[start..].find('"').unwrap();
+    base.join(&html[start..end].replace("&amp;", "&")).unwrap()
+}
+
+/// The value of the hidden input `name` in `html`.
+pub fn hidden_value(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).expect("the hidden input") + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].to_owned()
+}
+
+/// Drives the provider's dev interactions (login form: any name; then consent) until it
+/// redirects to `redirect_uri`; returns that URL.
+pub async fn sign_in_at_provider(
+    browser: &reqwest::Client,
+    authorization_url: &str,
+    redirect_uri: &str,
+    user: &str,
+) -> reqwest::Url {
+    let mut response = browser.get(authorization_url).send().await.unwrap();
+    for _ in 0..12 {
+        let url = response.url().clone();
+        if response.status().is_redirection() {
+            let location = response.headers()["location"].to_str().unwrap().to_owned();
+            let next = url.join(&location).unwrap();
+            if next.as_str().starts_with(redirect_uri) {
+                return next;
+            }
+            response = browser.get(next).send().await.unwrap();
+            continue;
+        }
+        assert_eq!(response.status(), 200, "unexpected answer at {url}");
+        let html = response.text().await.unwrap();
+        let action = form_action(&html, &url);
+        let form: Vec<(&str, &str)> = if html.contains("name=\"login\"") {
+            vec![("prompt", "login"), ("login", user), ("password", "any")]
+        } else if html.contains("value=\"consent\"") {
+            vec![("prompt", "consent")]
+        } else {
+            panic!("an interaction page this test does not know: {html:.400}");
+        };
+        response = browser.post(action).form(&form).send().await.unwrap();
+    }
+    panic!("the provider never redirected back to the client");
+}
+
+/// Signs out at the provider as `browser`: its end-session page for `client_id`, then the
+/// confirm form. The provider POSTs its logout tokens before it answers the confirm.
+pub async fn sign_out_at_provider(browser: &reqwest::Client, issuer: &str, client_id: &str) {
+    let page = browser
+        .get(format!("{issuer}/session/end?client_id={client_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page_url = page.url().clone();
+    let html = page.text().await.unwrap();
+    let xsrf = hidden_value(&html, "xsrf");
+    let confirm = browser
+        .post(form_action(&html, &page_url))
+        .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        confirm.status().is_redirection(),
+        "confirm answered {}",
+        confirm.status()
+    );
+}
+
+/// A receiver of POSTs to `path` on `listener`: each one's `Content-Type` and body go to
+/// the returned channel, and it is answered 200 with `Cache-Control: no-store` (what a
+/// back-channel logout endpoint says; a push transmitter takes any 2xx).
+pub fn record_posts(
+    listener: tokio::net::TcpListener,
+    path: &str,
+) -> tokio::sync::mpsc::UnboundedReceiver<(Option<String>, Vec<u8>)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        path,
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let tx = tx.clone();
+                async move {
+                    let content_type = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let _ = tx.send((content_type, body.to_vec()));
+                    session_idp::backchannel::logout_ok()
+                }
+            },
+        ),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    rx
 }
