@@ -732,7 +732,7 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 CookieConfig::new().name(),
                 "The session cookie set by `POST /login` (its name is the app's choice; \
-                 `session` by default).",
+                 `__Host-session` by default).",
             ))),
         );
         components.add_security_scheme(
@@ -1121,9 +1121,9 @@ mod tests {
             json!({
                 "type": "apiKey",
                 "in": "cookie",
-                "name": "session",
+                "name": "__Host-session",
                 "description": "The session cookie set by `POST /login` (its name is the app's \
-                                choice; `session` by default)."
+                                choice; `__Host-session` by default)."
             })
         );
     }
