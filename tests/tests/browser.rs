@@ -263,12 +263,11 @@ async fn cross_origin_form_cannot_sign_out(framework: Framework) {
                 .goto(&evil.url)
                 .await
                 .unwrap_or_else(|e| panic!("open the other origin's page: {e}"));
-            // The form posts itself; the app refuses it. "Request refused" is the app's
-            // answer to a request that carried a valid session: without the cookie it
-            // would have been a 401.
-            b1.wait_page(REVOKE_ALL, "h1").await;
-            let heading = b1.text("h1").await;
-            assert_eq!(heading, "Request refused", "{label}");
+            // The form posts itself; the gate refuses it (403 `cross_site_request`)
+            // before the CSRF token or the session is even looked at.
+            b1.wait_page(REVOKE_ALL, "body").await;
+            let answer = b1.text("body").await;
+            assert!(answer.contains("cross_site_request"), "{label}: {answer}");
             let me_after = b1.me().await;
             assert_eq!(me_after["user_id"], "alice", "{label}: still signed in");
             assert_eq!(
@@ -662,15 +661,24 @@ impl Tab {
             .map(|c| c.value().to_owned())
     }
 
-    /// The next navigation to `/` lands on the login page, with `return_to=/`, and the
-    /// jar holds no session cookie.
+    /// The next navigation to `/` lands on the login page, with `return_to=/` and the
+    /// reason, which the page puts in words; the jar holds no session cookie.
     async fn assert_signed_out(&self) {
         self.goto("/").await;
         let query = self.wait_page("/login", "input#username").await;
         assert_eq!(
             query,
-            [("return_to".to_owned(), "/".to_owned())],
-            "{}: sent to the login page with return_to",
+            [
+                ("return_to".to_owned(), "/".to_owned()),
+                ("reason".to_owned(), "session_revoked".to_owned())
+            ],
+            "{}: sent to the login page with return_to and why",
+            self.name
+        );
+        let page = self.text("body").await;
+        assert!(
+            page.contains("ended from another device"),
+            "{}: the login page says why: {page}",
             self.name
         );
         assert_eq!(

@@ -241,7 +241,33 @@ async fn push_lag_is_measured_between_two_nodes() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
-    let after = scrape(&b).await;
+    // More revocations on a, for a histogram worth reading: each reaches b by push.
+    const MORE: usize = 49;
+    for _ in 0..MORE {
+        let mut user = a.browser(UA);
+        user.login("bob", "bob-password").await.assert_status(303);
+        user.post("/logout").await.assert_status(303);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let after = scrape(&b).await;
+        let heard = after.get("session_push_lag_seconds_count")
+            - before.get("session_push_lag_seconds_count");
+        if heard >= (MORE + 1) as f64 || Instant::now() > deadline {
+            break after;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let histogram: Vec<String> = after
+        .0
+        .iter()
+        .filter(|(k, _)| k.starts_with("session_push_lag_seconds"))
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    eprintln!(
+        "push lag histogram on b (cumulative):\n{}",
+        histogram.join("\n")
+    );
     for key in [
         "session_push_received_total",
         "session_push_lag_seconds_count",

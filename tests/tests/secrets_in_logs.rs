@@ -100,7 +100,7 @@ async fn flow(app: &App) -> Vec<String> {
         404
     );
     assert_eq!(admin(app, Method::GET, "/metrics", ADMIN).await, 200);
-    assert_eq!(admin(app, Method::GET, "/metrics", WRONG_ADMIN).await, 401);
+    assert_eq!(admin(app, Method::GET, "/metrics", WRONG_ADMIN).await, 404);
     assert_eq!(
         admin(app, Method::POST, "/admin/users/bob/revoke-all", ADMIN).await,
         200
