@@ -126,10 +126,11 @@ async fn nothing_secret_logged(framework: Framework) {
     // The last lines may still be on their way through the pipes.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let output = app.output();
-    // The capture is real: trace-level lines and the gate's and store's spans are there.
+    // The capture is real: verbose lines (what logs at trace level depends on the
+    // framework; the spans close at debug) and the gate's and store's spans are there.
     assert!(
-        output.contains("TRACE"),
-        "no trace-level line in:\n{output}"
+        output.contains("TRACE") || output.contains("DEBUG"),
+        "no debug- or trace-level line in:\n{output}"
     );
     assert!(
         output.contains("session_check"),
