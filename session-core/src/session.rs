@@ -171,7 +171,7 @@ impl ClientInfo {
     }
 }
 
-/// A user's revocation epoch as read at the start of a login; see [`SessionManager::issue`].
+/// A user's revocation epoch as read at the start of a login; see [`SessionManager::issue`](crate::SessionManager::issue).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoginEpoch(pub(crate) u64);
 

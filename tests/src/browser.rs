@@ -47,7 +47,7 @@ pub fn record_exchanges(on: bool) {
     RECORDING.store(on, Ordering::SeqCst);
 }
 
-/// Takes the logged exchanges with the app at `base_url` ([`App::base_url`]) out of the log,
+/// Takes the logged exchanges with the app at `base_url` ([`App::base_url`](crate::App::base_url)) out of the log,
 /// in order, leaving those with other apps (tests running in parallel) in place.
 pub fn take_exchanges(base_url: &str) -> Vec<Exchange> {
     let base = reqwest::Url::parse(base_url).expect("a base URL");
