@@ -116,6 +116,40 @@ async fn a_late_commit_with_a_lower_id_is_not_skipped() {
     common::drop_schema(&url, &schema).await;
 }
 
+/// A reader sees what was just committed although an older transaction, a short one as a
+/// store's own are, still runs: the read waits for it instead of answering without the
+/// event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_waits_for_a_short_transaction_to_serve_a_fresh_event() {
+    let Some(url) = common::database_url() else {
+        return;
+    };
+    let schema = common::fresh_schema("settle");
+    let store = common::store_in(&url, &schema).await;
+    let pool = PgPool::connect(&url).await.unwrap();
+
+    let mut older = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *older)
+        .await
+        .unwrap();
+    let fresh: String = sqlx::query_scalar(insert_event(&schema))
+        .bind("user-fresh")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let ends = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        older.commit().await.unwrap();
+    });
+    let page = read(&store, None).await;
+    let ids: Vec<&str> = page.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, [fresh.as_str()], "served once the older one ended");
+    ends.await.unwrap();
+    pool.close().await;
+    common::drop_schema(&url, &schema).await;
+}
+
 /// The same with a real store operation held open: a revoke-all that has moved the user's
 /// epoch (so holds a transaction id) waits on a session row another transaction locks; a
 /// login of another user commits meanwhile. The reader serves neither until the

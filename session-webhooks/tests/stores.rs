@@ -135,7 +135,7 @@ async fn two_node_processes(store_spec: &str, env: &[(&str, &str)], factory: Sto
         &a
     };
     interleaved(&manager, &users, 10).await;
-    let all = log_of(&store, start.as_ref(), &users).await;
+    let all = log_of_at_least(&store, start.as_ref(), &users, 120).await;
     assert_eq!(all.len(), 120);
     assert!(
         receiver

@@ -116,6 +116,25 @@ pub async fn log_of(
     out
 }
 
+/// [`log_of`] once it holds at least `count` events. PostgreSQL serves an event only once
+/// every transaction that began before it has ended, so a test on a database that other
+/// tests share reads its own last writes a moment later.
+pub async fn log_of_at_least(
+    store: &Arc<dyn SessionStore>,
+    after: Option<&EventId>,
+    users: &[String],
+    count: usize,
+) -> Vec<SessionEvent> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let log = log_of(store, after, users).await;
+        if log.len() >= count || std::time::Instant::now() > deadline {
+            return log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// For each user: `sessions` sessions issued, then the first revoked. Returns nothing: read
 /// the log for the events.
 pub async fn activity(manager: &SessionManager, users: &[String], sessions: usize) {
