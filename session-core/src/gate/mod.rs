@@ -97,7 +97,7 @@ pub struct PendingLoad {
     /// The request's risk-binding fingerprint (0 when binding is off or unknown).
     fingerprint: u32,
     /// The request's `session_check` span, closed when [`SessionGate::finish`] decides.
-    span: tracing::Span,
+    span: Option<tracing::Span>,
 }
 
 #[derive(Clone, Debug)]
@@ -384,28 +384,42 @@ impl SessionGate {
     /// Each request is counted in `session_requests_total` once decided, and traced in a
     /// `session_check` span (level debug; fields `outcome` and `cache`, never the token).
     pub fn check(&self, req: &impl RequestHead, mode: GateMode) -> GateCheck {
-        let span = tracing::debug_span!(
-            "session_check",
-            outcome = tracing::field::Empty,
-            cache = tracing::field::Empty,
-        );
-        let check = self.check_in(req, mode, &span);
+        // No span at all unless a subscriber takes debug spans: a disabled span made by
+        // `debug_span!` still carries its metadata, and with tracing's `log` feature on
+        // (actix-web turns it on) every record and drop of it goes through the `log`
+        // fallback, hundreds of instructions a request for a span nobody reads.
+        let span = tracing::level_enabled!(tracing::Level::DEBUG).then(|| {
+            tracing::debug_span!(
+                "session_check",
+                outcome = tracing::field::Empty,
+                cache = tracing::field::Empty,
+            )
+        });
+        let check = self.check_in(req, mode, span.as_ref());
         if let GateCheck::Decided(admission) = &check {
-            self.settle(&span, admission);
+            self.settle(span.as_ref(), admission);
         }
         check
     }
 
     /// Counts a decided request and notes its outcome in its span.
-    fn settle(&self, span: &tracing::Span, admission: &Admission) {
+    fn settle(&self, span: Option<&tracing::Span>, admission: &Admission) {
         let code = match admission {
             Admission::Admit(_) => None,
             Admission::AdmitWithout(r) | Admission::Refuse(r) => Some(r.code()),
         };
-        span.record("outcome", self.inner.outcomes.count(code));
+        let outcome = self.inner.outcomes.count(code);
+        if let Some(span) = span {
+            span.record("outcome", outcome);
+        }
     }
 
-    fn check_in(&self, req: &impl RequestHead, mode: GateMode, span: &tracing::Span) -> GateCheck {
+    fn check_in(
+        &self,
+        req: &impl RequestHead,
+        mode: GateMode,
+        span: Option<&tracing::Span>,
+    ) -> GateCheck {
         let presented = find_token(
             req.header_values("cookie"),
             req.header_values("authorization"),
@@ -441,7 +455,9 @@ impl SessionGate {
         let fingerprint = self.fingerprint(source, req);
         match manager.validate_cached(&verified) {
             Some(answer) => {
-                span.record("cache", "hit");
+                if let Some(span) = span {
+                    span.record("cache", "hit");
+                }
                 let answer = answer
                     .and_then(|s| Self::transport_fits(source, s))
                     .and_then(|s| self.bound(s, fingerprint))
@@ -449,7 +465,9 @@ impl SessionGate {
                 GateCheck::Decided(Self::admission(answer, mode.optional))
             }
             None => {
-                span.record("cache", "miss");
+                if let Some(span) = span {
+                    span.record("cache", "miss");
+                }
                 GateCheck::NeedsLoad(PendingLoad {
                     token: verified,
                     ctx: Context {
@@ -458,7 +476,7 @@ impl SessionGate {
                     },
                     optional: mode.optional,
                     fingerprint,
-                    span: span.clone(),
+                    span: span.cloned(),
                 })
             }
         }
@@ -471,13 +489,13 @@ impl SessionGate {
             .inner
             .manager
             .validate_loaded(&pending.token)
-            .instrument(pending.span.clone())
+            .instrument(pending.span.clone().unwrap_or_else(tracing::Span::none))
             .await
             .and_then(|s| Self::transport_fits(pending.ctx.source, s))
             .and_then(|s| self.bound(s, pending.fingerprint))
             .map_err(|denial| self.rejection(denial, &pending.ctx));
         let admission = Self::admission(answer, pending.optional);
-        self.settle(&pending.span, &admission);
+        self.settle(pending.span.as_ref(), &admission);
         admission
     }
 
