@@ -724,6 +724,83 @@ async fn caep_sender_pushes_revocations(framework: Framework) {
     assert!(matches!(received.event, CaepEvent::SessionRevoked(_)));
 }
 
+/// One instance signs the other's users out: `sender` (on the memory store) transmits a SET
+/// for each revocation, `receiver` (on SQLite, keys fixed) trusts it. The receiver is down
+/// when the user signs out at the sender: the sender's worker retries until it is back,
+/// and then the user's sessions made before the sign-out end there, and no one else's.
+async fn caep_between_two_instances(sender: Framework, receiver: Framework) {
+    const KEY: &str = "Y2FlcC10ZXN0LWNhZXAtdGVzdC1jYWVwLXRlc3QtY2FlcC10";
+    let (sender_port, receiver_port) = (free_port(), free_port());
+    let sender_url = format!("http://127.0.0.1:{sender_port}");
+    let receiver_url = format!("http://127.0.0.1:{receiver_port}");
+    let signer = SetSigner::eddsa_pem(&sender_url, ED25519_KEY.as_bytes()).expect("a key");
+    let jwks =
+        idp_support::JwksServer::start(serde_json::to_value(signer.jwks()).expect("a key set"))
+            .await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = format!("sqlite://{}", dir.path().join("receiver.db").display());
+    let receiver_port = receiver_port.to_string();
+    let receiver_env = [
+        ("PORT", receiver_port.as_str()),
+        ("PUBLIC_URL", &receiver_url),
+        ("SESSION_STORE", &store),
+        ("SESSION_KEYS", KEY),
+        ("CAEP_TRANSMITTER_ISSUER", &sender_url),
+        ("CAEP_TRANSMITTER_JWKS_URL", &jwks.url),
+        ("CAEP_AUDIENCE", AUDIENCE),
+        ("ADMIN_TOKEN", ADMIN_TOKEN),
+    ];
+    let there = App::spawn(receiver.binary(), &receiver_env);
+    let mut alice_there = logged_in(&there, "alice").await;
+    let mut bob_there = logged_in(&there, "bob").await;
+    drop(there);
+
+    let sender_port = sender_port.to_string();
+    let push_url = format!("{receiver_url}/caep/events");
+    let here = App::spawn(
+        sender.binary(),
+        &[
+            ("PORT", &sender_port),
+            ("PUBLIC_URL", &sender_url),
+            ("CAEP_RECEIVER_URL", &push_url),
+            ("CAEP_RECEIVER_AUDIENCE", AUDIENCE),
+            ("CAEP_SIGNING_KEY", ED25519_KEY),
+        ],
+    );
+    let mut alice_here = logged_in(&here, "alice").await;
+    alice_here.post("/logout").await.assert_status(303);
+    // Refused connections meanwhile; the worker retries with backoff.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let there = App::spawn(receiver.binary(), &receiver_env);
+    let mut revoked = None;
+    for _ in 0..300 {
+        let me = alice_there.get("/me").await;
+        if me.status != 200 {
+            revoked = Some(me);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let revoked = revoked.unwrap_or_else(|| {
+        panic!(
+            "the sign-out did not reach the other instance\nsender:\n{}\nreceiver:\n{}",
+            here.output(),
+            there.output()
+        )
+    });
+    revoked.assert_status(401);
+    assert_eq!(revoked.json(), json!({"error": "session_revoked"}));
+    bob_there.get("/me").await.assert_status(200);
+    // A sign-in made since is untouched.
+    let mut alice_later = logged_in(&there, "alice").await;
+    alice_later.get("/me").await.assert_status(200);
+    let events = revocations(&there, "alice").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["reason"], "idp_logout");
+    assert_eq!(events[0]["actor"], "idp");
+}
+
 // ---------------------------------------------------------------------------------------
 // Every scenario, for every example app.
 // ---------------------------------------------------------------------------------------
@@ -782,6 +859,16 @@ async fn axum_caep_sender_pushes_revocations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actix_caep_sender_pushes_revocations() {
     caep_sender_pushes_revocations(Framework::Actix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_signs_actix_users_out_through_caep() {
+    caep_between_two_instances(Framework::Axum, Framework::Actix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_signs_axum_users_out_through_caep() {
+    caep_between_two_instances(Framework::Actix, Framework::Axum).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,28 +4,30 @@
 //!   (`CAEP_TRANSMITTER_ISSUER`, `CAEP_TRANSMITTER_JWKS_URL`, `CAEP_AUDIENCE`) are checked
 //!   by `session-idp` (signature, issuer, audience, age, each `jti` once through the
 //!   session store); a `session-revoked` event about a user revokes that user's sessions
-//!   (not their agents), reason `idp_logout`, actor `idp`.
+//!   made before the event's time (not their agents), reason `idp_logout`, actor `idp`.
 //! - **Sending**: with `CAEP_RECEIVER_URL` and `CAEP_SIGNING_KEY`, every revocation this
 //!   node makes (but those the identity provider asked for, which it already knows) is
 //!   pushed to the receiver as a signed `session-revoked` SET about
 //!   `{"format": "iss_sub", "iss": PUBLIC_URL, "sub": USER}`.
 //!
-//! The sender works from this node's own event stream, with a few retries: it is a
-//! best-effort signal, not the durable, exactly-once log the webhooks are (a push lost
-//! while the receiver is down is not sent again after a restart).
+//! The sender is a webhook worker with `session-idp`'s `SetEncoder`: it follows the store's
+//! event log as the webhooks do (every node runs one, the lease holder sends; retries with
+//! backoff; a user's events in order; the cursor saved in the store, so a receiver down or
+//! a node restarted loses nothing). It starts at the beginning of the log the first time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::http::{Method, StatusCode};
-use session_core::{Actor, EventType, Reply, RevocationReason, RevokeScope, SessionEvent, UserId};
+use session_core::http::Method;
+use session_core::{Actor, Reply, RevocationReason, SessionFilter, SessionKind, UserId};
 use session_idp::caep::{
-    CaepEvent, PushOutcome, SessionRevoked, SetSigner, SetValidator, Subject, parse_push_request,
-    push_accepted, push_error, push_request,
+    CaepEvent, SetEncoder, SetSigner, SetValidator, Subject, parse_push_request, push_accepted,
+    push_error,
 };
 use session_idp::jwks::Jwks;
 use session_idp::replay::replay_guard_fn;
 use session_selfservice::{Access, Call, Route, RouteTable};
+use session_webhooks::{WebhookWorker, WorkerHandle};
 use time::OffsetDateTime;
 
 use crate::Demo;
@@ -232,7 +234,7 @@ async fn receive(demo: &Demo, validator: &SetValidator, call: &Call) -> Reply {
             return crate::idp::from_http(push_error(&e));
         }
     };
-    let CaepEvent::SessionRevoked(_) = received.event else {
+    let CaepEvent::SessionRevoked(revoked) = received.event else {
         // Acknowledged, not acted on: RFC 8935 asks receivers to accept what they ignore.
         return crate::idp::from_http(push_accepted());
     };
@@ -241,13 +243,20 @@ async fn receive(demo: &Demo, validator: &SetValidator, call: &Call) -> Reply {
         Subject::Opaque { id } => id.clone(),
         _ => return crate::idp::from_http(push_accepted()),
     };
+    // The sessions that existed when the transmitter revoked: a SET that comes late (a
+    // retry, a receiver that was down) does not end a sign-in made since. The timestamp
+    // has whole seconds, so the bound is the next one.
+    let filter = SessionFilter {
+        created_before: Some(revoked.event_timestamp + Duration::from_secs(1)),
+        kind: Some(SessionKind::User),
+        ..SessionFilter::default()
+    };
     match demo
         .gate
         .manager()
-        .revoke_all(
+        .revoke_user_matching(
             &UserId::from(user.as_str()),
-            RevokeScope::UserSessions,
-            None,
+            &filter,
             RevocationReason::IdpLogout,
             Actor::Idp,
         )
@@ -261,88 +270,24 @@ async fn receive(demo: &Demo, validator: &SetValidator, call: &Call) -> Reply {
     }
 }
 
-/// Starts the sender on the current runtime, when configured: it follows this node's
-/// events and pushes a SET for each revocation.
-pub(crate) fn spawn_sender(demo: &Demo) -> Option<tokio::task::JoinHandle<()>> {
-    let sender = demo.settings.caep.sender.clone()?;
-    let mut events = demo.gate.manager().subscribe();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .ok()?;
-    Some(tokio::spawn(async move {
-        loop {
-            let event = match events.recv().await {
-                Ok(event) => event,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "CAEP sender fell behind; events skipped");
-                    continue;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            if event.event_type == EventType::Revoked && event.actor != Actor::Idp {
-                push(&http, &sender, &event).await;
-            }
-        }
-    }))
-}
-
-/// Signs and pushes one `session-revoked`, retrying a few times while the receiver fails.
-async fn push(http: &reqwest::Client, sender: &CaepSenderSettings, event: &SessionEvent) {
-    let now = OffsetDateTime::now_utc();
-    let subject = Subject::iss_sub(&sender.issuer, event.user_id.as_str());
-    let revoked =
-        SessionRevoked::new(subject, event.occurred_at).with_initiating_entity(match event.actor {
-            Actor::Admin => "admin",
-            Actor::User | Actor::Agent => "user",
-            _ => "policy",
-        });
-    let Ok(set) = sender
-        .signer
-        .session_revoked(&revoked, &sender.audience, now)
-    else {
-        tracing::warn!("CAEP: signing failed");
-        return;
+/// Starts the sender, when configured: a webhook worker (named `caep`, so that its cursor
+/// and lease are its own) whose encoder turns each revocation in the log into a SET.
+pub(crate) fn spawn_sender(demo: &Demo) -> Result<Option<WorkerHandle>, String> {
+    let Some(sender) = &demo.settings.caep.sender else {
+        return Ok(None);
     };
-    let mut wait = Duration::from_millis(200);
-    for _ in 0..5 {
-        let outcome = match push_request(&sender.receiver_url, &set, None) {
-            Ok(request) => send(http, request).await,
-            Err(e) => {
-                tracing::warn!(error = %e, "CAEP: bad push request");
-                return;
-            }
-        };
-        match outcome {
-            PushOutcome::Accepted => return,
-            PushOutcome::Rejected { err, .. } => {
-                tracing::warn!(err = %err, "CAEP: the receiver refused the SET");
-                return;
-            }
-            _ => {
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-        }
-    }
-    tracing::warn!(user = %event.user_id, "CAEP: push failed, given up");
-}
-
-async fn send(http: &reqwest::Client, request: session_core::http::Request<String>) -> PushOutcome {
-    let (parts, body) = request.into_parts();
-    let mut builder = http.request(parts.method, parts.uri.to_string());
-    for (name, value) in &parts.headers {
-        builder = builder.header(name, value);
-    }
-    match builder.body(body).send().await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let body = response.bytes().await.unwrap_or_default();
-            PushOutcome::from_response(status, &body)
-        }
-        Err(_) => PushOutcome::Failed {
-            status: StatusCode::BAD_GATEWAY.as_u16(),
-        },
-    }
+    let manager = demo.gate.manager();
+    let encoder = SetEncoder::new((*sender.signer).clone(), &sender.audience);
+    let worker = WebhookWorker::unsigned(manager.store().clone(), &sender.receiver_url)
+        .and_then(|w| w.with_name("caep"))
+        // A SET's `iat` is fixed at its first attempt, and receivers refuse SETs older
+        // than an hour: retrying longer would only be refused.
+        .and_then(|w| w.with_horizon(Duration::from_secs(3600)))
+        .map_err(|e| format!("CAEP_RECEIVER_URL: {e}"))?
+        .with_encoder(encoder)
+        .with_wakeups(manager.subscribe());
+    worker
+        .spawn()
+        .map(Some)
+        .map_err(|e| format!("CAEP_RECEIVER_URL: {e}"))
 }

@@ -124,17 +124,16 @@ pub struct Demo {
 #[derive(Debug)]
 enum Background {
     Purge(tokio::task::JoinHandle<()>),
-    Webhooks(
+    /// The webhook worker, or the CAEP sender's (`caep` module).
+    Worker(
         #[expect(dead_code, reason = "held for its Drop, which stops the worker")]
         session_webhooks::WorkerHandle,
     ),
-    /// The CAEP sender (`caep` module).
-    Caep(tokio::task::JoinHandle<()>),
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
-        if let Self::Purge(task) | Self::Caep(task) = self {
+        if let Self::Purge(task) = self {
             task.abort();
         }
     }
@@ -181,11 +180,13 @@ impl Demo {
 
     /// Background work, on the current Tokio runtime: the hourly purge of ended sessions
     /// and old events, and, with `WEBHOOK_URL` and `WEBHOOK_SECRET`, the webhook worker
-    /// (one node at a time delivers, under a lease in the store).
+    /// (one node at a time delivers, under a lease in the store), and with
+    /// `CAEP_RECEIVER_URL` the CAEP sender, a worker of the same kind.
     ///
     /// # Errors
     ///
-    /// A message naming `WEBHOOK_URL` or `WEBHOOK_SECRET` when the worker cannot start.
+    /// A message naming `WEBHOOK_URL`, `WEBHOOK_SECRET` or `CAEP_RECEIVER_URL` when a
+    /// worker cannot start.
     pub fn spawn_background(&self) -> Result<(), String> {
         let manager = self.gate.manager();
         let mut tasks = Vec::new();
@@ -206,9 +207,11 @@ impl Demo {
             .map_err(|e| format!("WEBHOOK_URL / WEBHOOK_SECRET: {e}"))?
             .with_wakeups(manager.subscribe());
             let handle = worker.spawn().map_err(|e| format!("WEBHOOK_URL: {e}"))?;
-            tasks.push(Background::Webhooks(handle));
+            tasks.push(Background::Worker(handle));
         }
-        tasks.extend(caep::spawn_sender(self).map(Background::Caep));
+        if let Some(handle) = caep::spawn_sender(self)? {
+            tasks.push(Background::Worker(handle));
+        }
         self.background
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -10,6 +10,9 @@
 //!   configured for one transmitter (issuer, audience, keys) checks it, each `jti` once
 //!   through a [`ReplayGuard`](crate::replay::ReplayGuard), and yields a [`ReceivedEvent`];
 //!   [`push_accepted`] / [`push_error`] are the answers.
+//! - A transmitter that never loses an event (feature `caep-transmitter`): a [`SetEncoder`]
+//!   on a `session_webhooks::WebhookWorker` pushes a SET for each revocation in the
+//!   store's event log, with the worker's retries, per-user order, saved cursor and lease.
 //!
 //! # Example
 //!
@@ -47,6 +50,8 @@ mod push;
 mod receiver;
 mod signer;
 mod subject;
+#[cfg(feature = "caep-transmitter")]
+mod transmitter;
 
 pub use push::{
     PushError, PushOutcome, SECEVENT_CONTENT_TYPE, parse_push_request, push_accepted, push_error,
@@ -55,6 +60,8 @@ pub use push::{
 pub use receiver::{CaepEvent, ReceivedEvent, SetValidator};
 pub use signer::{SESSION_REVOKED_EVENT, SessionRevoked, SetSigner};
 pub use subject::Subject;
+#[cfg(feature = "caep-transmitter")]
+pub use transmitter::SetEncoder;
 
 /// Why a SET could not be made or sent.
 #[derive(Debug, thiserror::Error)]

@@ -216,11 +216,19 @@ impl WebhookWorker {
         url: impl AsRef<str>,
         secrets: impl IntoIterator<Item = WebhookSecret>,
     ) -> Result<Self, ConfigError> {
-        let endpoint = Endpoint::parse(url.as_ref())?;
         let secrets: Arc<[WebhookSecret]> = secrets.into_iter().collect();
         if secrets.is_empty() {
             return Err(ConfigError::NoSecret);
         }
+        Self::with_secrets(store, url.as_ref(), secrets)
+    }
+
+    fn with_secrets(
+        store: Arc<dyn SessionStore>,
+        url: &str,
+        secrets: Arc<[WebhookSecret]>,
+    ) -> Result<Self, ConfigError> {
+        let endpoint = Endpoint::parse(url)?;
         let settings = Settings {
             horizon: Self::DEFAULT_HORIZON,
             backoff: Backoff {
@@ -245,6 +253,35 @@ impl WebhookWorker {
             wakeups: None,
             settings,
         })
+    }
+
+    /// A worker whose requests carry no `Session-Signature`: for an [`Encoder`] whose
+    /// bodies are signed themselves, such as the Security Event Tokens of a CAEP
+    /// transmitter. Everything else (order, retries, the cursor, the lease) is as for
+    /// [`new`](Self::new); give it an encoder with [`with_encoder`](Self::with_encoder) and,
+    /// beside a signed worker on the same store, a [name](Self::with_name) of its own.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::MemoryStore;
+    /// use session_webhooks::WebhookWorker;
+    ///
+    /// let worker = WebhookWorker::unsigned(Arc::new(MemoryStore::new()), "https://rp.example/caep")
+    ///     .unwrap()
+    ///     .with_name("caep")
+    ///     .unwrap();
+    /// assert_eq!(worker.name(), "caep");
+    /// assert!(format!("{worker:?}").contains("secrets: 0"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Url`] for a URL that does not parse, is not `http(s)` or has no host.
+    pub fn unsigned(
+        store: Arc<dyn SessionStore>,
+        url: impl AsRef<str>,
+    ) -> Result<Self, ConfigError> {
+        Self::with_secrets(store, url.as_ref(), Arc::from(Vec::new()))
     }
 
     /// How long an event is retried after its first attempt before it is given up
