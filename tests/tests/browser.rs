@@ -12,6 +12,11 @@
 //! - `*_cross_origin_form_cannot_sign_out`: a page on another origin auto-posts a form to
 //!   "Sign out everywhere", once with a made-up CSRF token and once with the real one;
 //!   the session survives both.
+//! - `*_sso_then_provider_logout`: the browser signs in through a real OpenID provider
+//!   (oidc-provider, started by the test, as `tests/tests/idp.rs` does: Node.js needed),
+//!   lands on the app signed in, then signs out at the provider's end-session page; the
+//!   provider's back-channel logout token revokes the session, and the browser's next
+//!   navigation lands on the login page.
 //! - `sessions_page_screenshots`: alice with a desktop browser, a phone and an agent; the
 //!   sessions page is shot at desktop and phone size, and written to
 //!   `docs/sessions-page.png` and `docs/sessions-page-mobile.png` when
@@ -21,6 +26,9 @@
 //! chromium-driver`; or set `CHROMIUM` and `CHROMEDRIVER` to their paths) each test prints
 //! `skipping: chromium/chromedriver not installed` and passes, unless `BROWSER_TESTS=1`,
 //! which makes a missing browser a failure (CI sets it).
+
+#[path = "../../session-idp/tests/support/mod.rs"]
+mod idp_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -78,6 +86,16 @@ async fn axum_cross_origin_form_cannot_sign_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actix_cross_origin_form_cannot_sign_out() {
     cross_origin_form_cannot_sign_out(Framework::Actix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_sso_then_provider_logout() {
+    sso_then_provider_logout(Framework::Axum).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_sso_then_provider_logout() {
+    sso_then_provider_logout(Framework::Actix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,6 +244,47 @@ async fn revocation_reaches_the_other_browser(framework: Framework) {
 
     b1.close().await;
     b2.close().await;
+}
+
+async fn sso_then_provider_logout(framework: Framework) {
+    const CLIENT_ID: &str = "example-app";
+    const CLIENT_SECRET: &str = "example-app-secret-for-browser-tests";
+    let Some(tools) = Tools::find() else { return };
+    let port = idp_support::free_port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let Some(provider) = idp_support::Provider::for_app(&public_url, CLIENT_ID, CLIENT_SECRET)
+    else {
+        return;
+    };
+    let port = port.to_string();
+    let app = App::spawn(
+        framework.binary(),
+        &[
+            ("PORT", &port),
+            ("PUBLIC_URL", &public_url),
+            ("OIDC_ISSUER", &provider.issuer),
+            ("OIDC_CLIENT_ID", CLIENT_ID),
+            ("OIDC_CLIENT_SECRET", CLIENT_SECRET),
+        ],
+    );
+    assert_eq!(app.base_url(), public_url);
+    let driver = Driver::start(&tools);
+    let tab = driver.open("browser", app.base_url(), &[]).await;
+
+    within_deadline(async {
+        tab.goto("/login/oidc?return_to=/").await;
+        tab.sign_in_at_provider(&provider.issuer, "alice").await;
+        tab.wait_page("/", "a[href='/account/sessions']").await;
+        assert_eq!(tab.text("h1").await, "Hello, alice");
+        let me = tab.me().await;
+        assert_eq!(me["user_id"], "alice", "{me}");
+        assert!(tab.session_cookie().await.is_some());
+
+        tab.sign_out_at_provider(&provider.issuer, CLIENT_ID).await;
+        tab.assert_signed_out().await;
+    })
+    .await;
+    tab.close().await;
 }
 
 async fn cross_origin_form_cannot_sign_out(framework: Framework) {
@@ -659,6 +718,78 @@ impl Tab {
             .into_iter()
             .find(|c| c.name() == COOKIE_NAME)
             .map(|c| c.value().to_owned())
+    }
+
+    /// On the provider's pages (oidc-provider's dev interactions: a login form that takes
+    /// any name, then consent), signs in as `user`, until the provider sends the browser
+    /// back to the app.
+    async fn sign_in_at_provider(&self, issuer: &str, user: &str) {
+        let wait = Wait::new(
+            self,
+            format!("the provider at {issuer} to send {user} back"),
+        );
+        let mut acted_on: Option<String> = None;
+        loop {
+            let url = self.client.current_url().await.map(|u| u.to_string());
+            let Ok(url) = url else {
+                wait.tick().await;
+                continue;
+            };
+            if url.starts_with(&self.base) {
+                return;
+            }
+            if url.starts_with(issuer) && acted_on.as_deref() != Some(url.as_str()) {
+                if let Ok(login) = self.client.find(Locator::Css("input[name=login]")).await {
+                    login.send_keys(user).await.expect("type the login");
+                    self.client
+                        .find(Locator::Css("input[name=password]"))
+                        .await
+                        .expect("a password field")
+                        .send_keys("any")
+                        .await
+                        .expect("type the password");
+                    self.click("form button[type=submit]").await;
+                    acted_on = Some(url);
+                } else if self
+                    .client
+                    .find(Locator::Css("form button[type=submit]"))
+                    .await
+                    .is_ok()
+                {
+                    // Consent.
+                    self.click("form button[type=submit]").await;
+                    acted_on = Some(url);
+                }
+            }
+            wait.tick().await;
+        }
+    }
+
+    /// Signs out at the provider: its end-session page for `client_id`, "Yes, sign me
+    /// out", and waits for its answer (sent once its logout tokens have been POSTed).
+    async fn sign_out_at_provider(&self, issuer: &str, client_id: &str) {
+        let end = format!("{issuer}/session/end?client_id={client_id}");
+        self.client
+            .goto(&end)
+            .await
+            .unwrap_or_else(|e| panic!("{}: open {end}: {e}", self.name));
+        let yes = self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css("button[name=logout][value=yes]"))
+            .await
+            .unwrap_or_else(|e| panic!("{}: no sign-out button at the provider: {e}", self.name));
+        yes.click().await.expect("click Yes, sign me out");
+        let wait = Wait::new(self, "the provider's answer to the sign-out".to_owned());
+        loop {
+            if let Ok(url) = self.client.current_url().await
+                && url.path().starts_with("/session/end/success")
+            {
+                return;
+            }
+            wait.tick().await;
+        }
     }
 
     /// The next navigation to `/` lands on the login page, with `return_to=/` and the
