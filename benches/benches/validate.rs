@@ -291,6 +291,13 @@ fn bench_binding(c: &mut Criterion, rt: &Runtime) {
             b.iter(|| admitted(&gate))
         });
     }
+    // What binding adds, alone: the request's fingerprint (its network and browser
+    // family, hashed), steadier than the difference of the two hits above.
+    let policy = BindingPolicy::new(BindingMode::Report);
+    let ip: std::net::IpAddr = "198.51.100.9".parse().expect("an address");
+    g.bench_function("fingerprint", |b| {
+        b.iter(|| policy.fingerprint32(black_box(Some(ip)), black_box(Some(UA.as_bytes()))))
+    });
     g.finish();
 }
 
