@@ -39,6 +39,10 @@ mod readme {}
 #[doc = include_str!("../../docs/events.md")]
 mod events_guide {}
 
+/// The operators' guide's Redis settings, compiled the same way.
+#[doc = include_str!("../../docs/operating.md")]
+mod operating_guide {}
+
 pub use browser::{BROWSER_ACCEPT, Browser, Exchange, Reply, record_exchanges, take_exchanges};
 pub use cookie::{COOKIE_NAME, SECURE_COOKIE_NAME, SetCookie, is_session_cookie};
 pub use in_process::Framework;
