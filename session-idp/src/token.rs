@@ -227,6 +227,11 @@ pub(crate) struct Policy {
 pub(crate) struct Checked {
     pub(crate) claims: Map<String, Value>,
     pub(crate) issued_at: OffsetDateTime,
+    /// `exp`, which the back-channel logout validator reports.
+    #[cfg_attr(
+        not(feature = "backchannel"),
+        expect(dead_code, reason = "read by backchannel")
+    )]
     pub(crate) expires_at: Option<OffsetDateTime>,
     /// When the token stops being acceptable anyway: how long its `jti` is remembered.
     pub(crate) until: OffsetDateTime,
