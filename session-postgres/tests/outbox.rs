@@ -17,6 +17,11 @@ use session_core::{
 use session_postgres::PostgresStore;
 use sqlx::{AssertSqlSafe, PgPool};
 
+/// The tests here hold transactions open on purpose, and a reader waits for (or stops at)
+/// the oldest running transaction of the whole cluster: one test at a time, so that none
+/// holds back another's reader.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn read(store: &PostgresStore, after: Option<&EventId>) -> Vec<SessionEvent> {
     store
         .events(&EventQuery {
@@ -63,6 +68,7 @@ fn insert_event(schema: &str) -> AssertSqlSafe<String> {
 /// between must not move past B (it would never see A), and sees both once A commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_commit_with_a_lower_id_is_not_skipped() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let Some(url) = common::database_url() else {
         return;
     };
@@ -121,6 +127,7 @@ async fn a_late_commit_with_a_lower_id_is_not_skipped() {
 /// event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_waits_for_a_short_transaction_to_serve_a_fresh_event() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let Some(url) = common::database_url() else {
         return;
     };
@@ -157,6 +164,7 @@ async fn a_read_waits_for_a_short_transaction_to_serve_a_fresh_event() {
 /// login's: nothing skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_operation_held_open_holds_the_reader_back() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let Some(url) = common::database_url() else {
         return;
     };
@@ -246,6 +254,7 @@ async fn a_store_operation_held_open_holds_the_reader_back() {
 /// session is as it was; once the fault is gone, the same operations work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_change_without_its_event() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let Some(url) = common::database_url() else {
         return;
     };
