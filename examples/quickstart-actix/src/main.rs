@@ -1,8 +1,7 @@
-use std::{collections::HashMap, sync::Arc};
-
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, http::header::ContentType, web, web::Html};
 use session_actix::{SessionCheck, ValidSession, session_selfservice::SelfService};
 use session_core::{KeySet, MemoryStore, SessionConfig, SessionGate, SessionManager, UserId};
+use std::{collections::HashMap, sync::Arc};
 
 const LOGIN_PAGE: &str = r#"<form method="post"><input name="username">
   <input name="password" type="password"><button>Sign in</button></form>"#; // no action: keeps ?return_to

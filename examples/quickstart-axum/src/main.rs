@@ -1,11 +1,10 @@
-use std::{collections::HashMap, net::SocketAddr, sync::Arc};
-
 use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Router, http::HeaderMap, http::StatusCode, routing::get, routing::post};
 use session_core::{KeySet, SessionConfig, SessionGate, SessionManager, UserId};
 use session_sqlite::SqliteStore;
 use session_tower::{SessionLayer, ValidSession, session_selfservice::SelfService};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 const LOGIN_PAGE: &str = r#"<form method="post"><input name="username">
   <input name="password" type="password"><button>Sign in</button></form>"#; // no action: keeps ?return_to
