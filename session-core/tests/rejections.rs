@@ -15,8 +15,8 @@ use std::time::Duration;
 use http::{HeaderValue, Method, Request};
 use session_core::testing::{TwoNodes, never_issued};
 use session_core::{
-    Actor, Admission, ClientInfo, CookieConfig, GateCheck, GateMode, Principal, Rejection,
-    RevocationReason, SessionConfig, SessionGate, SessionManager,
+    Admission, CookieConfig, GateCheck, GateMode, Principal, Rejection, RevocationReason,
+    SessionConfig, SessionGate,
 };
 
 const DELETE_DEFAULT: &str = "__Host-session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
@@ -181,77 +181,30 @@ fn headers(rejection: &Rejection) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// One store, one clock, and two managers over them (see the module docs).
-struct Fixture(TwoNodes);
-
-impl std::ops::Deref for Fixture {
-    type Target = TwoNodes;
-
-    fn deref(&self) -> &TwoNodes {
-        &self.0
-    }
-}
-
-impl Fixture {
-    fn new() -> Self {
-        Self::with_config(SessionConfig::new())
-    }
-
-    fn with_config(config: SessionConfig) -> Self {
-        Self(TwoNodes::new(config))
-    }
-
-    /// Both gates, named for assertion messages, shaped by `f`.
-    fn gates(&self, f: impl Fn(SessionGate) -> SessionGate) -> [(&'static str, SessionGate); 2] {
-        let gate =
-            |m: &SessionManager| f(SessionGate::new(m.clone()).with_cookie(CookieConfig::new()));
-        [("hot", gate(&self.issuer)), ("cold", gate(&self.cold))]
-    }
-
-    async fn issue(&self, principal: Principal) -> String {
-        let issued = self
-            .issuer
-            .issue(principal, ClientInfo::default())
-            .await
-            .unwrap();
-        issued.token.expose().to_owned()
-    }
-
-    async fn revoked(&self, principal: Principal) -> String {
-        let issued = self
-            .issuer
-            .issue(principal, ClientInfo::default())
-            .await
-            .unwrap();
-        let id = issued.session.id();
-        assert!(
-            self.issuer
-                .revoke(id, RevocationReason::SignedOut, Actor::User)
-                .await
-                .unwrap()
-        );
-        issued.token.expose().to_owned()
-    }
-
-    fn calls(&self) -> usize {
-        self.store.calls.total()
-    }
-
-    /// Runs each row through both gates (shaped by `shape`); `no_store` rows must be
-    /// decided without a single store call.
-    async fn run(&self, rows: &[Row], shape: impl Fn(SessionGate) -> SessionGate) {
-        for (gate_name, gate) in self.gates(&shape) {
-            for row in rows {
-                let what = format!("{} ({gate_name})", row.what);
-                let before = self.calls();
-                let got = decide(&gate, &row.request, row.mode).await;
-                row.expect.assert(&got, &what);
-                if row.no_store {
-                    assert_eq!(self.calls(), before, "{what}: the store was asked");
-                }
+/// Runs each row through both of `nodes`' gates (shaped by `shape`); `no_store` rows must
+/// be decided without a single store call.
+async fn run(nodes: &TwoNodes, rows: &[Row], shape: impl Fn(SessionGate) -> SessionGate) {
+    for (gate_name, gate) in nodes.gates() {
+        let gate = shape(gate);
+        for row in rows {
+            let what = format!("{} ({gate_name})", row.what);
+            let before = nodes.store.calls.total();
+            let got = decide(&gate, &row.request, row.mode).await;
+            row.expect.assert(&got, &what);
+            if row.no_store {
+                assert_eq!(
+                    nodes.store.calls.total(),
+                    before,
+                    "{what}: the store was asked"
+                );
             }
         }
     }
+}
+
+/// Two nodes with the default configuration (see the module docs).
+fn nodes() -> TwoNodes {
+    TwoNodes::new(SessionConfig::new())
 }
 
 /// One row: a request, the mode it meets, and what it should come to.
@@ -318,12 +271,12 @@ fn agent() -> Principal {
 
 #[tokio::test]
 async fn each_token_comes_to_its_code() {
-    let fx = Fixture::new();
-    let live = fx.issue(user()).await;
-    let agent_live = fx.issue(agent()).await;
-    let revoked = fx.revoked(user()).await;
-    let agent_revoked = fx.revoked(agent()).await;
-    let unknown = Fixture::new().issue(user()).await;
+    let fx = nodes();
+    let live = fx.issue(user()).await.1;
+    let agent_live = fx.issue(agent()).await.1;
+    let revoked = fx.issue_revoked(user(), RevocationReason::SignedOut).await;
+    let agent_revoked = fx.issue_revoked(agent(), RevocationReason::SignedOut).await;
+    let unknown = nodes().issue(user()).await.1;
     let mut rows = vec![
         Row::new("no token", get(&[]), Expect::missing()).without_store(),
         Row::new("live cookie", cookie(&live), Expect::Alice),
@@ -398,7 +351,7 @@ async fn each_token_comes_to_its_code() {
             .without_store(),
         );
     }
-    fx.run(&rows, |g| g).await;
+    run(&fx, &rows, |g| g).await;
 }
 
 /// Header names and raw values, repeats allowed.
@@ -406,8 +359,8 @@ type Headers = Vec<(&'static str, Vec<u8>)>;
 
 #[tokio::test]
 async fn malformed_headers_are_refused_without_the_store() {
-    let fx = Fixture::new();
-    let t = fx.issue(user()).await;
+    let fx = nodes();
+    let t = fx.issue(user()).await.1;
     let (invalid, missing) = (Expect::cookie("session_invalid"), Expect::missing());
     let big = "A".repeat(64 * 1024);
     let cases: Vec<(&str, Headers, Expect)> = vec![
@@ -504,7 +457,7 @@ async fn malformed_headers_are_refused_without_the_store() {
             Row::new(what, get(&headers), expect).without_store()
         })
         .collect();
-    fx.run(&rows, |g| g).await;
+    run(&fx, &rows, |g| g).await;
 }
 
 #[tokio::test]
@@ -514,12 +467,13 @@ async fn lifetime_and_idle_timeout_come_to_session_expired() {
         .unwrap()
         .with_idle_timeout(Duration::from_secs(100))
         .unwrap();
-    let fx = Fixture::with_config(config);
-    let token = fx.issue(user()).await;
+    let fx = TwoNodes::new(config);
+    let token = fx.issue(user()).await.1;
     // Each request within the idle timeout keeps it alive, past the timeout in total.
     for step in 0..3 {
         fx.clock.advance(Duration::from_secs(60));
-        fx.run(
+        run(
+            &fx,
             &[Row::new(
                 format!("step {step}"),
                 cookie(&token),
@@ -530,7 +484,8 @@ async fn lifetime_and_idle_timeout_come_to_session_expired() {
         .await;
     }
     fx.clock.advance(Duration::from_secs(101));
-    fx.run(
+    run(
+        &fx,
         &[Row::new(
             "idle",
             cookie(&token),
@@ -541,14 +496,19 @@ async fn lifetime_and_idle_timeout_come_to_session_expired() {
     .await;
 
     // Kept busy, it still ends at its lifetime.
-    let busy = fx.issue(user()).await;
+    let busy = fx.issue(user()).await.1;
     for _ in 0..4 {
         fx.clock.advance(Duration::from_secs(74));
-        fx.run(&[Row::new("busy", cookie(&busy), Expect::Alice)], |g| g)
-            .await;
+        run(
+            &fx,
+            &[Row::new("busy", cookie(&busy), Expect::Alice)],
+            |g| g,
+        )
+        .await;
     }
     fx.clock.advance(Duration::from_secs(5));
-    fx.run(
+    run(
+        &fx,
         &[Row::new(
             "past its lifetime",
             cookie(&busy),
@@ -561,8 +521,8 @@ async fn lifetime_and_idle_timeout_come_to_session_expired() {
 
 #[tokio::test]
 async fn the_deleting_cookie_keeps_name_path_domain_and_secure() {
-    let fx = Fixture::new();
-    let revoked = fx.revoked(user()).await;
+    let fx = nodes();
+    let revoked = fx.issue_revoked(user(), RevocationReason::SignedOut).await;
     let cases = [
         (
             CookieConfig::new()
@@ -615,14 +575,14 @@ async fn the_deleting_cookie_keeps_name_path_domain_and_secure() {
                 Expect::missing(),
             ),
         ];
-        fx.run(&rows, |g| g.with_cookie(config.clone())).await;
+        run(&fx, &rows, |g| g.with_cookie(config.clone())).await;
     }
 }
 
 #[tokio::test]
 async fn html_navigations_go_to_the_login_page() {
-    let fx = Fixture::new();
-    let revoked = fx.revoked(user()).await;
+    let fx = nodes();
+    let revoked = fx.issue_revoked(user(), RevocationReason::SignedOut).await;
     let jar = format!("__Host-session={revoked}");
     let nav = |method: Method, accept: &str, credential: Option<(&str, &str)>| {
         let mut headers: Vec<(&str, &[u8])> = vec![("accept", accept.as_bytes())];
@@ -663,23 +623,25 @@ async fn html_navigations_go_to_the_login_page() {
             Expect::bearer("session_revoked"),
         ),
     ];
-    fx.run(&rows, |g| g.with_login_redirect("/login")).await;
+    run(&fx, &rows, |g| g.with_login_redirect("/login")).await;
     // Without a login page configured, a navigation gets the plain 401.
     let row = Row::new(
         "no login page",
         nav(Method::GET, BROWSER_ACCEPT, Some(("cookie", &jar))),
         Expect::cookie("session_revoked"),
     );
-    fx.run(&[row], |g| g).await;
+    run(&fx, &[row], |g| g).await;
 }
 
 #[tokio::test]
 async fn an_outage_is_a_503_that_clears_nothing() {
-    let fx = Fixture::new();
-    let live = fx.issue(user()).await;
-    let agent_live = fx.issue(agent()).await;
+    let fx = nodes();
+    let live = fx.issue(user()).await.1;
+    let agent_live = fx.issue(agent()).await.1;
     fx.store.set_failing(true);
-    let [(_, hot), (_, cold)] = fx.gates(|g| g.with_login_redirect("/login"));
+    let [(_, hot), (_, cold)] = fx
+        .gates()
+        .map(|(n, g)| (n, g.with_login_redirect("/login")));
     let page = request(
         Method::GET,
         "/page",
@@ -715,9 +677,9 @@ async fn a_hanging_store_is_a_503_within_the_load_timeout() {
     let config = SessionConfig::new()
         .with_load_timeout(Duration::from_millis(100))
         .unwrap();
-    let fx = Fixture::with_config(config);
-    let live = fx.issue(user()).await;
-    let [_, (_, cold)] = fx.gates(|g| g);
+    let fx = TwoNodes::new(config);
+    let live = fx.issue(user()).await.1;
+    let [_, (_, cold)] = fx.gates();
     fx.store.set_hanging(true);
     let started = std::time::Instant::now();
     let got = tokio::time::timeout(
@@ -737,9 +699,9 @@ async fn a_hanging_store_is_a_503_within_the_load_timeout() {
 
 #[tokio::test]
 async fn optional_mode_admits_without_a_session_and_keeps_the_rejection() {
-    let fx = Fixture::new();
-    let revoked = fx.revoked(user()).await;
-    for (name, gate) in fx.gates(|g| g) {
+    let fx = nodes();
+    let revoked = fx.issue_revoked(user(), RevocationReason::SignedOut).await;
+    for (name, gate) in fx.gates() {
         for (what, req, code) in [
             ("missing", get(&[]), "session_missing"),
             ("garbage", cookie("garbage"), "session_invalid"),

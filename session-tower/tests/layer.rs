@@ -26,8 +26,8 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use session_core::testing::{TwoNodes, forged, never_issued};
 use session_core::{
-    Actor, Admission, ClientInfo, CookieConfig, GateCheck, GateMode, Principal, Rejection,
-    RevocationReason, Session, SessionConfig, SessionGate,
+    Admission, GateCheck, GateMode, Principal, Rejection, RevocationReason, Session, SessionConfig,
+    SessionGate,
 };
 use session_tower::{SessionLayer, ValidSession};
 use tower::{ServiceBuilder, ServiceExt};
@@ -40,96 +40,29 @@ const UNAVAILABLE: &str = r#"{"error":"session_store_unavailable"}"#;
 const BROWSER_ACCEPT: &str =
     "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
 
-/// One store, one clock, and two managers over them (see the module docs).
-struct Fixture(TwoNodes);
-
-impl std::ops::Deref for Fixture {
-    type Target = TwoNodes;
-
-    fn deref(&self) -> &TwoNodes {
-        &self.0
-    }
+/// Two nodes with the default configuration (see the module docs).
+fn nodes() -> TwoNodes {
+    TwoNodes::new(SessionConfig::new())
 }
 
-impl Fixture {
-    fn new() -> Self {
-        Self::with_config(SessionConfig::new())
-    }
+/// The gate of the node that must ask the store.
+fn cold_gate(nodes: &TwoNodes) -> SessionGate {
+    let [_, (_, cold)] = nodes.gates();
+    cold
+}
 
-    fn with_config(config: SessionConfig) -> Self {
-        Self(TwoNodes::new(config))
-    }
+/// The store's loads so far.
+fn loads_of(nodes: &TwoNodes) -> usize {
+    nodes.store.calls.load.load(Ordering::SeqCst)
+}
 
-    /// A gate whose cache already holds what the issuer did.
-    fn hot_gate(&self) -> SessionGate {
-        SessionGate::new(self.issuer.clone()).with_cookie(CookieConfig::new())
-    }
+fn alice() -> Principal {
+    Principal::user("alice")
+}
 
-    /// A gate that must ask the store.
-    fn cold_gate(&self) -> SessionGate {
-        SessionGate::new(self.cold.clone()).with_cookie(CookieConfig::new())
-    }
-
-    /// Both gates, named for assertion messages.
-    fn gates(&self) -> [(&'static str, SessionGate); 2] {
-        [("hot", self.hot_gate()), ("cold", self.cold_gate())]
-    }
-
-    async fn login(&self) -> (Session, String) {
-        let issued = self
-            .issuer
-            .issue(Principal::user("alice"), ClientInfo::default())
-            .await
-            .unwrap();
-        (issued.session, issued.token.expose().to_owned())
-    }
-
-    /// An agent session acting for alice: the kind a bearer token carries.
-    async fn agent_login(&self) -> (Session, String) {
-        let issued = self
-            .issuer
-            .issue(
-                Principal::agent("alice", "agent-1", "Helper"),
-                ClientInfo::default(),
-            )
-            .await
-            .unwrap();
-        (issued.session, issued.token.expose().to_owned())
-    }
-
-    async fn revoked_agent_login(&self) -> String {
-        let (session, token) = self.agent_login().await;
-        assert!(
-            self.issuer
-                .revoke(
-                    session.id(),
-                    RevocationReason::AgentDisconnected,
-                    Actor::User
-                )
-                .await
-                .unwrap()
-        );
-        token
-    }
-
-    async fn revoked_login(&self) -> String {
-        let (session, token) = self.login().await;
-        assert!(
-            self.issuer
-                .revoke(session.id(), RevocationReason::SignedOut, Actor::User)
-                .await
-                .unwrap()
-        );
-        token
-    }
-
-    fn calls(&self) -> usize {
-        self.store.calls.total()
-    }
-
-    fn loads(&self) -> usize {
-        self.store.calls.load.load(Ordering::SeqCst)
-    }
+/// An agent acting for alice: the kind a bearer token carries.
+fn agent() -> Principal {
+    Principal::agent("alice", "agent-1", "Helper")
 }
 
 /// A response, read whole.
@@ -318,10 +251,12 @@ fn with_raw_cookie(value: HeaderValue) -> Request<Full<Bytes>> {
 
 #[tokio::test]
 async fn the_layer_answers_with_the_gates_rejection_exactly() {
-    let fx = Fixture::new();
-    let (_, live) = fx.login().await;
-    let revoked = fx.revoked_login().await;
-    let revoked_agent = fx.revoked_agent_login().await;
+    let fx = nodes();
+    let (_, live) = fx.issue(alice()).await;
+    let revoked = fx.issue_revoked(alice(), RevocationReason::SignedOut).await;
+    let revoked_agent = fx
+        .issue_revoked(agent(), RevocationReason::AgentDisconnected)
+        .await;
     let cases = || {
         vec![
             ("missing", plain()),
@@ -360,8 +295,8 @@ async fn the_layer_answers_with_the_gates_rejection_exactly() {
         }
     }
     // An outage, with the gate's own Retry-After, for a session the cold gate never saw.
-    let (_, unseen) = fx.login().await;
-    let gate = fx.cold_gate().with_retry_after(7);
+    let (_, unseen) = fx.issue(alice()).await;
+    let gate = cold_gate(&fx).with_retry_after(7);
     fx.store.set_failing(true);
     let reply = call(&gate, with_cookie(&unseen)).await;
     let expected = match gate.check(&with_cookie(&unseen), GateMode::REQUIRED) {
@@ -377,10 +312,10 @@ async fn the_layer_answers_with_the_gates_rejection_exactly() {
 
 #[tokio::test]
 async fn malformed_input_never_reaches_the_store() {
-    let fx = Fixture::new();
-    let (_, token) = fx.login().await;
+    let fx = nodes();
+    let (_, token) = fx.issue(alice()).await;
     // The cold gate would have to ask the store for any token it did look up.
-    let gate = fx.cold_gate();
+    let gate = cold_gate(&fx);
     let mut cases = vec![
         with_raw_cookie(HeaderValue::from_bytes(b"__Host-session=\xff\xfe; y=1").unwrap()),
         with_cookie(&"A".repeat(64 * 1024)),
@@ -390,26 +325,30 @@ async fn malformed_input_never_reaches_the_store() {
         cases.push(with_cookie(&bad));
     }
     for req in cases {
-        let before = fx.calls();
+        let before = fx.store.calls.total();
         let reply = call(&gate, req).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
-        assert_eq!(fx.calls(), before, "the store was called: {reply:?}");
+        assert_eq!(
+            fx.store.calls.total(),
+            before,
+            "the store was called: {reply:?}"
+        );
     }
     // The counter does count: the real token costs the cold gate one load.
-    let before = fx.loads();
+    let before = loads_of(&fx);
     call(&gate, with_cookie(&token))
         .await
         .assert_alice("real token");
-    assert_eq!(fx.loads(), before + 1);
+    assert_eq!(loads_of(&fx), before + 1);
 }
 
 // 2. The inner service, and what it sees.
 
 #[tokio::test]
 async fn required_mode_never_calls_the_inner_service_on_a_rejection() {
-    let fx = Fixture::new();
-    let (_, token) = fx.login().await;
-    let revoked = fx.revoked_login().await;
+    let fx = nodes();
+    let (_, token) = fx.issue(alice()).await;
+    let revoked = fx.issue_revoked(alice(), RevocationReason::SignedOut).await;
     for (name, gate) in fx.gates() {
         let handled = Arc::new(AtomicUsize::new(0));
         let layer = || SessionLayer::new(gate.clone());
@@ -444,12 +383,12 @@ async fn required_mode_never_calls_the_inner_service_on_a_rejection() {
 
 #[tokio::test]
 async fn required_mode_never_calls_the_inner_service_in_an_outage() {
-    let fx = Fixture::new();
-    let (_, token) = fx.login().await;
+    let fx = nodes();
+    let (_, token) = fx.issue(alice()).await;
     let handled = Arc::new(AtomicUsize::new(0));
     fx.store.set_failing(true);
     let reply = call_counted(
-        SessionLayer::new(fx.cold_gate()),
+        SessionLayer::new(cold_gate(&fx)),
         &handled,
         with_cookie(&token),
     )
@@ -460,8 +399,8 @@ async fn required_mode_never_calls_the_inner_service_in_an_outage() {
 
 #[tokio::test]
 async fn handler_sees_the_session_in_extensions() {
-    let fx = Fixture::new();
-    let (session, token) = fx.login().await;
+    let fx = nodes();
+    let (session, token) = fx.issue(alice()).await;
     for (name, gate) in fx.gates() {
         let id = session.id();
         let service = ServiceBuilder::new()
@@ -482,9 +421,9 @@ async fn handler_sees_the_session_in_extensions() {
 
 #[tokio::test]
 async fn optional_mode_lets_requests_without_a_session_through() {
-    let fx = Fixture::new();
-    let (_, token) = fx.login().await;
-    let revoked = fx.revoked_login().await;
+    let fx = nodes();
+    let (_, token) = fx.issue(alice()).await;
+    let revoked = fx.issue_revoked(alice(), RevocationReason::SignedOut).await;
     for (name, gate) in fx.gates() {
         let handled = Arc::new(AtomicUsize::new(0));
         let layer = || SessionLayer::new(gate.clone()).optional();
@@ -536,9 +475,9 @@ async fn axum_call(app: &Router, uri: &str, cookie: Option<&str>) -> Reply {
 
 #[tokio::test]
 async fn axum_extractors_in_optional_mode() {
-    let fx = Fixture::new();
-    let (_, token) = fx.login().await;
-    let revoked = fx.revoked_login().await;
+    let fx = nodes();
+    let (_, token) = fx.issue(alice()).await;
+    let revoked = fx.issue_revoked(alice(), RevocationReason::SignedOut).await;
     for (name, gate) in fx.gates() {
         let app = axum_app(gate);
 
@@ -581,9 +520,9 @@ async fn axum_extractors_in_optional_mode() {
 
 #[tokio::test]
 async fn axum_required_extractor_in_an_outage_is_503() {
-    let fx = Fixture::new();
-    let (_, token) = fx.login().await;
-    let app = axum_app(fx.cold_gate());
+    let fx = nodes();
+    let (_, token) = fx.issue(alice()).await;
+    let app = axum_app(cold_gate(&fx));
     fx.store.set_failing(true);
     let reply = axum_call(&app, "/must", Some(&token)).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
@@ -606,35 +545,35 @@ async fn axum_extractor_without_the_layer_is_a_500() {
 
 #[tokio::test]
 async fn cache_hits_make_no_store_call() {
-    let fx = Fixture::new();
-    let (_, token) = fx.login().await;
-    let gate = fx.cold_gate();
-    let loads = fx.loads();
+    let fx = nodes();
+    let (_, token) = fx.issue(alice()).await;
+    let gate = cold_gate(&fx);
+    let loads = loads_of(&fx);
     call(&gate, with_cookie(&token)).await.assert_alice("first");
-    assert_eq!(fx.loads(), loads + 1, "the first request loads");
-    let (loads, total) = (fx.loads(), fx.calls());
+    assert_eq!(loads_of(&fx), loads + 1, "the first request loads");
+    let (loads, total) = (loads_of(&fx), fx.store.calls.total());
     for i in 0..100 {
         call(&gate, with_cookie(&token))
             .await
             .assert_alice(&format!("request {i}"));
     }
-    assert_eq!(fx.loads(), loads, "cache hits loaded");
-    assert_eq!(fx.calls(), total, "cache hits called the store");
+    assert_eq!(loads_of(&fx), loads, "cache hits loaded");
+    assert_eq!(fx.store.calls.total(), total, "cache hits called the store");
 }
 
 #[tokio::test]
 async fn a_revoked_answer_is_cached_too() {
-    let fx = Fixture::new();
-    let revoked = fx.revoked_login().await;
-    let gate = fx.cold_gate();
+    let fx = nodes();
+    let revoked = fx.issue_revoked(alice(), RevocationReason::SignedOut).await;
+    let gate = cold_gate(&fx);
     call(&gate, with_cookie(&revoked))
         .await
         .assert_cookie_refused(REVOKED, "first");
-    let total = fx.calls();
+    let total = fx.store.calls.total();
     for _ in 0..20 {
         call(&gate, with_cookie(&revoked))
             .await
             .assert_cookie_refused(REVOKED, "again");
     }
-    assert_eq!(fx.calls(), total);
+    assert_eq!(fx.store.calls.total(), total);
 }

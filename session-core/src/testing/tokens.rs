@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use crate::token::TOKEN_LEN;
-use crate::{ClientInfo, KeySet, Principal, SessionConfig, SessionManager, SessionStore};
+use crate::{
+    Actor, ClientInfo, CookieConfig, KeySet, Principal, RevocationReason, Session, SessionConfig,
+    SessionGate, SessionManager, SessionStore,
+};
 
 /// `token` with one MAC character changed: the right shape, the wrong MAC.
 ///
@@ -104,5 +107,62 @@ impl TwoNodes {
             issuer,
             cold,
         }
+    }
+
+    /// The two nodes' gates (cookie settings from [`CookieConfig::new`]), named `hot` and
+    /// `cold` for assertion messages: the first decides from its cache, the second must
+    /// ask the store.
+    ///
+    /// ```
+    /// use session_core::{CookieConfig, GateCheck, GateMode, Principal, SessionConfig};
+    /// use session_core::testing::TwoNodes;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let nodes = TwoNodes::new(SessionConfig::new());
+    /// let (_, token) = nodes.issue(Principal::user("alice")).await;
+    /// let cookie = format!("{}={token}", CookieConfig::new().name());
+    /// let req = http::Request::get("/").header("cookie", cookie).body(()).unwrap();
+    /// let [(_, hot), (_, cold)] = nodes.gates();
+    /// assert!(matches!(hot.check(&req, GateMode::REQUIRED), GateCheck::Decided(_)));
+    /// assert!(matches!(cold.check(&req, GateMode::REQUIRED), GateCheck::NeedsLoad(_)));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn gates(&self) -> [(&'static str, SessionGate); 2] {
+        let gate =
+            |m: &SessionManager| SessionGate::new(m.clone()).with_cookie(CookieConfig::new());
+        [("hot", gate(&self.issuer)), ("cold", gate(&self.cold))]
+    }
+
+    /// A session of `principal` issued by the issuer, and its token.
+    ///
+    /// # Panics
+    ///
+    /// When the store refuses it.
+    pub async fn issue(&self, principal: Principal) -> (Session, String) {
+        let issued = self
+            .issuer
+            .issue(principal, ClientInfo::default())
+            .await
+            .expect("the session is issued");
+        (issued.session, issued.token.expose().to_owned())
+    }
+
+    /// The token of a session of `principal` that the issuer issued and then revoked
+    /// (`reason`, actor `user`).
+    ///
+    /// # Panics
+    ///
+    /// When the store refuses either step.
+    pub async fn issue_revoked(&self, principal: Principal, reason: RevocationReason) -> String {
+        let (session, token) = self.issue(principal).await;
+        let revoked = self
+            .issuer
+            .revoke(session.id(), reason, Actor::User)
+            .await
+            .expect("the session is revoked");
+        assert!(revoked, "the session was live");
+        token
     }
 }
