@@ -74,9 +74,7 @@
 //! The consequence: a long-running transaction anywhere in the cluster (one that holds a
 //! transaction id, i.e. has written something, in any database, including an idle-in-
 //! transaction session or a prepared transaction) delays the events API until it ends.
-//! Events are never skipped; they are served late. So that a reader sees what was just
-//! written while other writers run, a read first waits (at most half a second) until the
-//! transactions that began before the newest committed event have ended. Read-only transactions (a `pg_dump`,
+//! Events are never skipped; they are served late. Read-only transactions (a `pg_dump`,
 //! say) hold no transaction id and delay nothing. The audit
 //! ([`SessionStore::audit`](session_core::SessionStore::audit)) serves everything committed,
 //! at once.

@@ -45,42 +45,6 @@ macro_rules! run {
 /// How long [`SessionStore::publish`] may take.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a read of the events API waits for the transactions that hold back an event
-/// already committed.
-const SETTLE: Duration = Duration::from_millis(500);
-
-impl PostgresStore {
-    /// Waits, at most [`SETTLE`], until the events API serves every event committed before
-    /// the call: until every transaction that began before the newest one has ended. Those
-    /// are a store's own operations, milliseconds long, so a reader sees what was just
-    /// written (a revocation, then `GET /admin/events`) even while other writers run. A
-    /// transaction that stays open longer only delays its followers, as documented at the
-    /// crate root; the read then serves what it can, never skipping.
-    async fn settle(&self) -> Result<(), StoreError> {
-        let newest: Option<(String, bool)> = run!(
-            self,
-            sqlx::query_as(self.inner.sql.newest_event.clone()),
-            fetch_optional
-        )?;
-        let Some((xid, false)) = newest else {
-            return Ok(());
-        };
-        let deadline = tokio::time::Instant::now() + SETTLE;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            let (served,): (bool,) = run!(
-                self,
-                sqlx::query_as(self.inner.sql.serves.clone()).bind(xid.as_str()),
-                fetch_one
-            )?;
-            if served {
-                break;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Maps a driver error: pool timeouts to [`StoreError::Timeout`], undecodable rows to
 /// [`StoreError::Corrupt`], the rest to [`StoreError::Backend`].
 pub(crate) fn store_error(err: sqlx::Error) -> StoreError {
@@ -366,7 +330,6 @@ impl SessionStore for PostgresStore {
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<SessionEvent>, StoreError> {
-        self.settle().await?;
         let (sql, binds) = self.inner.sql.events(
             query.after.as_ref().map(EventId::as_str),
             query.event_type.map(|t| t.as_str()),

@@ -192,13 +192,6 @@ const LOAD_CURSOR: &str = "SELECT event_id FROM session_revocation.cursors WHERE
 const SAVE_CURSOR: &str = "INSERT INTO session_revocation.cursors (name, event_id) VALUES ($1, $2)
     ON CONFLICT (name) DO UPDATE SET event_id = EXCLUDED.event_id";
 
-/// The newest committed event's transaction, and whether the events API already serves it.
-const NEWEST_EVENT: &str = "SELECT ev.xid::text, ev.xid < pg_snapshot_xmin(pg_current_snapshot())
-    FROM session_revocation.events AS ev ORDER BY ev.xid DESC LIMIT 1";
-
-/// Whether the events API serves the events of transaction `$1`.
-const SERVES: &str = "SELECT $1::text::xid8 < pg_snapshot_xmin(pg_current_snapshot())";
-
 /// `(xid, seq)` of an event id made by this store.
 pub(crate) fn parse_event_id(id: &str) -> Option<(u64, i64)> {
     let (xid, seq) = id.split_once('-')?;
@@ -257,8 +250,6 @@ pub(crate) struct Statements {
     pub release_lease: SqlStr,
     pub load_cursor: SqlStr,
     pub save_cursor: SqlStr,
-    pub newest_event: SqlStr,
-    pub serves: SqlStr,
 }
 
 impl Statements {
@@ -282,8 +273,6 @@ impl Statements {
             release_lease: r(RELEASE_LEASE),
             load_cursor: r(LOAD_CURSOR),
             save_cursor: r(SAVE_CURSOR),
-            newest_event: r(NEWEST_EVENT),
-            serves: r(SERVES),
         }
     }
 
