@@ -130,9 +130,25 @@ pub async fn restart_resumes_from_the_saved_cursor(factory: StoreFactory) {
     activity(&manager, &users, 3).await;
     let batch1 = log_of_at_least(&store, start.as_ref(), &users, 4).await;
     assert!(receiver.wait_for(SOON, all_accepted(&batch1)).await);
+    // The receiver has the last request before the worker has its answer: wait until the
+    // worker has saved its cursor past it (within 100 ms of the answer), then stop it.
+    let last = batch1.last().unwrap().id.clone();
+    let deadline = Instant::now() + SOON;
+    while store
+        .load_cursor(&name)
+        .await
+        .unwrap()
+        .is_none_or(|c| c < last)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cursor never passed the delivered events"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     first.shutdown().await;
     let saved = store.load_cursor(&name).await.unwrap().unwrap();
-    assert!(saved >= batch1.last().unwrap().id);
+    assert!(saved >= last);
 
     // While no worker runs.
     activity(&manager, &users, 3).await;
